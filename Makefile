@@ -1,0 +1,37 @@
+# dotcom-mobile: the two commands a new user runs are `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast install runner apps-check clean
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (dotcom-mobile needs Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+## demo: install, then run the main job (quantize -> export -> bench -> report) on DoTCoM-Tiny.
+demo: $(STAMP)
+	$(VENV)/bin/dotcom-mobile demo
+
+## test: install, then run every test (slow ones included).
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## test-fast: skip tests marked slow.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+## runner: build the native C++ benchmark runner against the installed executorch wheel.
+runner: $(STAMP)
+	$(PY) -m dotcom_mobile.bench.native build
+
+clean:
+	rm -rf build runner/build dotcom_mobile_out

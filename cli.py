@@ -1,0 +1,104 @@
+"""``dotcom-mobile``: train, quantize, export, benchmark and deploy DoTCoM models.
+
+The group is lazy: each sub-command lives in its room (``<room>/commands.py``) and is
+imported only when it runs, so ``--help`` answers at once without importing torch.
+User mistakes (:class:`DotcomError`, click usage errors) end in one line and a
+non-zero exit; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+# name -> (module, attribute, one-line help). Order is the order of --help.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "info": ("dotcom_mobile.model.commands", "info", "Variants with params, MACs and the paper's figures."),
+    "predict": ("dotcom_mobile.model.commands", "predict", "Classify images with a model or checkpoint."),
+    "train": ("dotcom_mobile.train.commands", "train", "Train on an ImageFolder with the paper's recipe."),
+    "eval": ("dotcom_mobile.train.commands", "evaluate", "Top-1/top-5 of a checkpoint or an exported .pte."),
+    "quantize": ("dotcom_mobile.quantize.commands", "quantize", "int8 PTQ/QAT with torchao PT2E and a quality report."),
+    "inspect": ("dotcom_mobile.quantize.commands", "inspect", "Activation histograms before/after Co-Bias."),
+    "export": ("dotcom_mobile.export.commands", "export", "Lower to ExecuTorch .pte or Core ML .mlpackage."),
+    "bench": ("dotcom_mobile.bench.commands", "bench", "Benchmark artifacts and write latency reports."),
+    "report": ("dotcom_mobile.bench.commands", "report", "Aggregate latency reports into tables and plots."),
+    "android": ("dotcom_mobile.bench.android", "android", "Drive the Android demo app over adb."),
+    "ios": ("dotcom_mobile.bench.ios", "ios", "Benchmark on an iPhone through Xcode."),
+    "demo": ("dotcom_mobile.bench.demo", "demo", "The main job: quantize, export, bench and report DoTCoM-Tiny."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table: listing commands must not import torch.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, _, help_) in COMMANDS.items()])
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name is not None and name not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            ctx.fail(f"No such command '{name}'.{hint}")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="dotcom-mobile", prog_name="dotcom-mobile")
+def cli() -> None:
+    """dotcom-mobile: DoTCoM from PyTorch to the phone.
+
+    \b
+    Pipeline:  model -> quantize -> export -> bench/report (host, Android, iOS)
+    \b
+    Examples:
+      dotcom-mobile info
+      dotcom-mobile predict cat.jpg --model dotcom_tiny --checkpoint weights.pth
+      dotcom-mobile quantize --model dotcom_tiny --backend xnnpack --calib images/
+      dotcom-mobile export --model dotcom_tiny --quantized out/dotcom_tiny_xnnpack_q8.pt2 --target xnnpack
+      dotcom-mobile bench out/*.pte --threads 1,2 --baseline eager
+      dotcom-mobile report reports/ --out report.md
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: one-line errors for user mistakes."""
+    from dotcom_mobile.model.errors import DotcomError
+
+    try:
+        cli.main(args=argv, prog_name="dotcom-mobile", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except DotcomError as e:
+        click.secho(f"Error: {e}", fg="red", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
