@@ -25,3 +25,67 @@ def reference_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_fixture(reference_dir: Path) -> dict:
     return torch.load(reference_dir / "reference_dotcom_tiny_fixture.pt", weights_only=True)
+
+
+SHAPES_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory) -> Path:
+    """A learnable ImageFolder (train/ and val/, 4 classes of coloured shapes, 64x64)."""
+    from dotcom_mobile.train.synthetic import make_shapes_dataset
+
+    return make_shapes_dataset(tmp_path_factory.mktemp("shapes"), size=SHAPES_SIZE)
+
+
+def _quick_train(model: torch.nn.Module, root: Path, epochs: int = 6) -> float:
+    """Plain AdamW loop plus a BatchNorm re-estimation; returns val top-1."""
+    from torchvision.datasets import ImageFolder
+
+    tf = model.dotcom_meta["preprocess"].transform()
+    loader = lambda split, shuffle: torch.utils.data.DataLoader(  # noqa: E731
+        ImageFolder(root / split, transform=tf), batch_size=32, shuffle=shuffle,
+        generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
+    model.train()
+    for _ in range(epochs):
+        for x, y in loader("train", True):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    # Few steps leave BatchNorm's running statistics behind the weights: re-estimate them.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        for x, _ in loader("train", False):
+            model(x)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.1
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in loader("val", False):
+            correct += (model(x).argmax(1) == y).sum().item()
+            total += len(y)
+    return correct / total
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory, shapes_root) -> Path:
+    """A project checkpoint of DoTCoM-Tiny (4 classes, 64x64) trained well above chance."""
+    import dotcom_mobile.model as M
+    from dotcom_mobile.model.registry import save_checkpoint
+
+    torch.manual_seed(0)
+    model = M.create_model("dotcom_tiny", num_classes=4)
+    classes = sorted(p.name for p in (shapes_root / "train").iterdir())
+    model.dotcom_meta.update(class_names=classes, preprocess=M.PreprocessConfig((3, SHAPES_SIZE, SHAPES_SIZE), crop_pct=1.0))
+    acc = _quick_train(model, shapes_root)
+    assert acc >= 0.5, f"fixture model did not learn the shapes dataset (val top-1 {acc:.2f})"
+    path = tmp_path_factory.mktemp("ckpt") / "dotcom_tiny_shapes.pth"
+    save_checkpoint(path, model, extra={"val_top1": acc})
+    return path
