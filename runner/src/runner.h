@@ -1,0 +1,63 @@
+// Loads one ExecuTorch program and times its `forward` method with the
+// protocol every dotcom-mobile runner follows: warm-up runs (the first one timed
+// on its own as the first inference), then `repeats` x `iters` timed runs on a
+// steady clock.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace dotcom {
+
+struct RunOptions {
+  std::string model_path;
+  std::string method = "forward";
+  int threads = 0;  // 0: leave the runtime's default thread pool alone
+  int warmup = 10;
+  int iters = 50;
+  int repeats = 3;
+  std::string input = "";  // random | zeros | file | bundled; "" = bundled for .bpte, else random
+  std::string input_file;  // raw little-endian bytes of every tensor input, in order
+  uint64_t seed = 0;
+  bool verify = false;
+  double rtol = 1e-5, atol = 1e-8;  // ExecuTorch's bundled-program defaults
+  std::string dump_outputs;         // raw bytes of every tensor output, in order
+  bool verbose = false;
+};
+
+struct RunResult {
+  double load_ms = 0, first_inference_ms = 0;
+  std::vector<double> latencies_ms;
+  int64_t peak_memory_bytes = -1;
+  std::optional<bool> outputs_verified;
+  std::string input_kind;  // as reported in protocol.input
+  std::string backend_hint;  // "xnnpack" when the method uses XNNPACK, "portable" with no delegate
+  std::vector<int64_t> input_shape;
+};
+
+// Everything that is the user's or the file's fault: reported as one line.
+struct RunnerError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Phase names for the crash handler ("loading", "running", ...).
+extern const char* volatile g_phase;
+
+// Installs the PAL log hook; call once before run_benchmark. With verbose=false
+// runtime log lines are kept back and only the last error is quoted in a
+// RunnerError, so a failure reads as one line.
+void init_runtime(bool verbose);
+
+RunResult run_benchmark(const RunOptions& opts);
+
+// Artifact facts the report needs even when loading fails.
+struct FileFacts {
+  std::string sha256;
+  int64_t size_bytes = -1;
+};
+FileFacts file_facts(const std::string& path);
+
+}  // namespace dotcom
