@@ -18,7 +18,7 @@ import click
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("dotcom_mobile.model.commands", "info", "Variants with params, MACs and the paper's figures."),
     "predict": ("dotcom_mobile.model.commands", "predict", "Classify images with a model or checkpoint."),
-    "train": ("dotcom_mobile.train.commands", "train", "Train on an ImageFolder with the paper's recipe."),
+    "train": ("dotcom_mobile.cli", "train_with_qat", "Train on an ImageFolder with the paper's recipe (--qat: then int8 QAT)."),
     "eval": ("dotcom_mobile.train.commands", "evaluate", "Top-1/top-5 of a checkpoint or an exported .pte."),
     "quantize": ("dotcom_mobile.quantize.commands", "quantize", "int8 PTQ/QAT with torchao PT2E and a quality report."),
     "inspect": ("dotcom_mobile.quantize.commands", "inspect", "Activation histograms before/after Co-Bias."),
@@ -41,7 +41,8 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
+        cmd = getattr(importlib.import_module(module), attr)
+        return cmd if isinstance(cmd, click.Command) else cmd()  # a factory builds it on demand
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table: listing commands must not import torch.
@@ -75,6 +76,41 @@ def cli() -> None:
       dotcom-mobile bench out/*.pte --threads 1,2 --baseline eager
       dotcom-mobile report reports/ --out report.md
     """
+
+
+def train_with_qat() -> click.Command:
+    """``train`` plus ``--qat EPOCHS``: hand best.pth to the quantize room's QAT flow.
+
+    Wired here because train may not import quantize (imports flow cli -> quantize ->
+    train); the training command itself stays unaware of quantization.
+    """
+    import copy
+    from pathlib import Path
+
+    from dotcom_mobile.train.commands import train as base
+
+    cmd = copy.copy(base)
+    cmd.params = [*base.params, click.Option(
+        ["--qat", "qat_epochs"], type=int, default=0, show_default=True, metavar="EPOCHS",
+        help="After training, quantization-aware fine-tuning of best.pth for EPOCHS epochs on the same data "
+             "(as `dotcom-mobile quantize --qat-epochs`); the int8 .pt2 and its report go into the run folder.")]
+
+    @click.pass_context
+    def callback(ctx: click.Context, qat_epochs: int, **kwargs: Any) -> Any:
+        result = ctx.invoke(base.callback, **kwargs)
+        if qat_epochs and result.is_main:  # after a torchrun job, rank 0 only
+            from dotcom_mobile.quantize.api import quantize_model
+
+            data = Path(result.config.data)
+            q = quantize_model(result.config.model, checkpoint=result.best, qat_epochs=qat_epochs,
+                               calib=data / "train", train_dir=data / "train", val_dir=data / "val",
+                               input_size=result.config.input_size, out_dir=result.out_dir,
+                               progress=result.config.progress)
+            click.echo(f"QAT int8 model: {q.pt2_path}")
+        return result
+
+    cmd.callback = callback
+    return cmd
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,11 @@
+"""Desktop training and evaluation of DoTCoM classifiers.
+
+* :mod:`.loop` - ``train_one_epoch`` / ``evaluate`` / ``recalibrate_batchnorm``, shared by
+  ``train``, ``eval`` and quantize's QAT (exported graphs switch modes through ``set_mode``).
+* :mod:`.trainer` - the paper's recipe with timm's parts, DDP under torchrun, resumable runs.
+* :mod:`.evaluation` - accuracy of checkpoints and exported ``.pte`` files (one JSON row each).
+* :mod:`.data` - ImageFolder checks, transforms and loaders.
+* :mod:`.synthetic` - a small generated dataset for tests and demos.
+
+Nothing is imported here, so ``dotcom-mobile --help`` stays fast.
+"""

@@ -1,0 +1,484 @@
+"""The training run behind ``dotcom-mobile train``: the paper's recipe with timm's parts.
+
+Recipe (paper, ``shared/reference/README.md``): AdamW (lr 1e-3, weight decay 5e-3,
+no decay on norms and biases), cosine schedule stepped every optimizer step with a
+linear warm-up, minimum lr = lr * 1e-3, RandomResizedCrop + horizontal flip for
+training, resize 288 / center crop 256 (scaled to ``input_size``) for validation,
+ImageNet mean/std. Optional: RandAugment, mixup/cutmix, label smoothing, model EMA,
+BatchNorm re-estimation before each validation.
+
+One code path for one CPU and for ``torchrun`` on many GPUs or nodes: under torchrun
+the process group is initialised from the environment (nccl on CUDA, gloo on CPU),
+the model is wrapped in DDP and rank 0 alone logs and writes checkpoints.
+``batch_size`` is the *global* batch, split over the processes, so the same command
+is the same recipe at any scale.
+
+Resumability: every epoch writes ``last.pth`` atomically with model, optimizer,
+scheduler, scaler, EMA, epoch, global step, best metric and the config. The random
+state is re-seeded from ``(seed, epoch, rank)`` at the start of each epoch and the
+sampler order depends only on ``(seed, epoch)``, so a resumed run takes the same
+batches and the same learning rates as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from dotcom_mobile.model import (
+    DotcomError, PreprocessConfig, check_input_size, create_model, read_checkpoint, resolve_model_name, save_checkpoint,
+)
+
+from . import data as D
+from .loop import evaluate, recalibrate_batchnorm, train_one_epoch
+
+PAPER_CROP_PCT = 256 / 288
+DEFAULT_OUT_ROOT = Path("dotcom_mobile_out") / "train"
+
+# Fields of the current invocation that a resumed run uses; everything else is the recipe
+# and comes from the checkpoint (``data``/``out`` too, unless given again).
+RUN_CONTROL_FIELDS = ("data", "out", "workers", "stop_at_epoch", "save_rank_copies", "progress")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored in each checkpoint as ``config``."""
+
+    model: str
+    data: str
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 5e-3
+    warmup_epochs: int = 10
+    min_lr_ratio: float = 1e-3
+    input_size: int = 256
+    crop_pct: float = PAPER_CROP_PCT
+    randaugment: str | None = None
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    smoothing: float = 0.0
+    ema: bool = False
+    ema_decay: float = 0.9998
+    recalibrate_bn: int = 0
+    clip_grad: float | None = None
+    seed: int = 0
+    init: str | None = None
+    workers: int | None = None
+    out: str | None = None
+    stop_at_epoch: int | None = None
+    save_rank_copies: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        self.model = resolve_model_name(self.model)
+        check_input_size(self.input_size, self.input_size)
+        if self.epochs < 1:
+            raise DotcomError(f"--epochs must be at least 1, not {self.epochs}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise DotcomError(
+                f"--warmup-epochs {self.warmup_epochs} must be in 0..{self.epochs - 1} for --epochs {self.epochs}"
+            )
+        if self.batch_size < 1:
+            raise DotcomError(f"--batch-size must be at least 1, not {self.batch_size}")
+        if self.lr <= 0:
+            raise DotcomError(f"--lr must be positive, not {self.lr}")
+        if not 0 < self.crop_pct <= 1:
+            raise DotcomError(f"--crop-pct must be in (0, 1], not {self.crop_pct}")
+        if not 0 <= self.smoothing < 1:
+            raise DotcomError(f"--smoothing must be in [0, 1), not {self.smoothing}")
+        if self.stop_at_epoch is not None and not 1 <= self.stop_at_epoch <= self.epochs:
+            raise DotcomError(f"--stop-at-epoch must be in 1..{self.epochs}, not {self.stop_at_epoch}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; ``config`` is the effective one (the checkpoint's on resume)."""
+
+    out_dir: Path
+    last: Path
+    best: Path
+    best_top1: float
+    epoch: int
+    step: int
+    config: TrainConfig
+    is_main: bool = True
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- distributed
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+
+def setup_distributed() -> Dist:
+    """Read torchrun's environment; initialise the process group when there are peers."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
+    return Dist(rank, world, local_rank, device)
+
+
+def _sync_buffers(model: nn.Module, dist: Dist) -> None:
+    """Make BatchNorm statistics identical on every rank (mean of floats, rank 0's ints).
+
+    DDP broadcasts rank 0's buffers at the *start* of each forward, so after the last
+    step every other rank holds statistics that also saw its own last batch.
+    """
+    if not dist.enabled:
+        return
+    for b in model.buffers():
+        if b.is_floating_point():
+            torch.distributed.all_reduce(b)
+            b /= dist.world
+        torch.distributed.broadcast(b, 0)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return seed * 1_000_003 + epoch * 1009 + rank
+
+
+def default_out_dir(model: str) -> Path:
+    """``dotcom_mobile_out/train/<model>``, then ``<model>2``, ... (never overwrite a run)."""
+    base = DEFAULT_OUT_ROOT / model
+    out, n = base, 1
+    while out.exists() and any(out.iterdir()):
+        n += 1
+        out = base.with_name(f"{model}{n}")
+    return out
+
+
+def _default_workers(dist: Dist) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_proc = cpus // int(os.environ.get("LOCAL_WORLD_SIZE", dist.world if dist.enabled else 1))
+    return max(0, min(8, per_proc - 1))
+
+
+def _load_init_weights(model: nn.Module, path: str, say: Callable[[str], None]) -> None:
+    """Start from pretrained weights (ours or the authors'); a head of another class count is left new.
+
+    The usual mobile case: ImageNet weights, fine-tuned on a few classes of one's own.
+    """
+    from dotcom_mobile.model import checkpoint_filter_fn
+    from dotcom_mobile.model.checkpoint import load_state_dict_checked
+
+    state = checkpoint_filter_fn(read_checkpoint(path))
+    own = model.state_dict()
+    head = [k for k in own if k.startswith("head.")]
+    if any(k in state and tuple(state[k].shape) != tuple(own[k].shape) for k in head):
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+        state.update({k: own[k] for k in head})
+        say(f"--init {path}: classifier head has another class count; it starts from scratch")
+    load_state_dict_checked(model, state, model.dotcom_meta["model"], str(path))
+
+
+def _config_from_resume(cfg: TrainConfig, ckpt: dict[str, Any], explicit: set[str]) -> TrainConfig:
+    """The checkpoint's recipe plus the run-control fields the user gave now."""
+    saved = ckpt.get("config")
+    if not isinstance(saved, dict):
+        raise DotcomError("checkpoint has no training state (config); --resume needs a last.pth written by train")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    merged = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    mine = cfg.to_dict()
+    for name in RUN_CONTROL_FIELDS:  # this invocation's, whether typed or default...
+        if name not in ("data", "out") or name in explicit:  # ...but the run's data and folder unless given
+            setattr(merged, name, mine[name])
+    for name in explicit:
+        if name not in RUN_CONTROL_FIELDS and name in known and mine[name] != getattr(merged, name):
+            flag = "--" + name.replace("_", "-")
+            raise DotcomError(
+                f"{flag} {mine[name]} differs from the resumed run's {getattr(merged, name)}; "
+                f"a resumed run keeps its recipe (drop {flag})"
+            )
+    return merged
+
+
+class _Logger:
+    """CSV + TensorBoard on rank 0; appends when a run resumes."""
+
+    FIELDS = ("epoch", "step", "lr", "train_loss", "val_loss", "top1", "top5", "best_top1", "images_per_s", "seconds")
+
+    def __init__(self, out: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.csv_path = out / "log.csv"
+        self.tb = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+
+    def log(self, row: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        new = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.FIELDS, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        for key in ("lr", "train_loss", "val_loss", "top1", "top5", "images_per_s"):
+            if key in row:
+                self.tb.add_scalar(key, row[key], int(row["epoch"]))
+        self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+# ----------------------------------------------------------------------------- the run
+def train_model(
+    cfg: TrainConfig,
+    *,
+    resume: str | Path | None = None,
+    explicit: set[str] | None = None,
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train (or resume) a run; returns where its checkpoints are and the best top-1.
+
+    ``explicit`` names the config fields the user set on the command line; on
+    ``resume`` only those in :data:`RUN_CONTROL_FIELDS` may differ from the checkpoint.
+    """
+    dist = setup_distributed()
+    say = echo if dist.is_main else (lambda _msg: None)
+    ckpt = None
+    if resume is not None:
+        ckpt = read_checkpoint(resume)
+        if "optimizer" not in ckpt or "step" not in ckpt:
+            raise DotcomError(f"{resume} holds weights only, not a training state: resume from the run's last.pth")
+        cfg = _config_from_resume(cfg, ckpt, set(explicit or ()))
+        if "out" not in (explicit or ()):
+            cfg.out = str(Path(resume).parent)
+    cfg.validate()
+    if cfg.batch_size % dist.world:
+        raise DotcomError(f"--batch-size {cfg.batch_size} is the global batch: it must divide by {dist.world} processes")
+    per_proc_batch = cfg.batch_size // dist.world
+    workers = _default_workers(dist) if cfg.workers is None else cfg.workers
+
+    classes = D.check_image_folder(cfg.data)
+
+    # Model, with the metadata every later step reads from the checkpoint.
+    _seed_everything(cfg.seed)
+    cuda = dist.device.type == "cuda"
+    model = create_model(cfg.model, num_classes=len(classes))
+    preprocess = PreprocessConfig((3, cfg.input_size, cfg.input_size), crop_pct=cfg.crop_pct)
+    model.dotcom_meta.update(class_names=list(classes), preprocess=preprocess)
+    if ckpt is not None:
+        if ckpt.get("model") != cfg.model or list(ckpt.get("class_names") or []) != list(classes):
+            raise DotcomError(
+                f"checkpoint {resume} is for {ckpt.get('model')} on classes {ckpt.get('class_names')}, "
+                f"not {cfg.model} on the {len(classes)} classes of {cfg.data}"
+            )
+        model.load_state_dict(ckpt["state_dict"])
+    elif cfg.init:
+        _load_init_weights(model, cfg.init, say)
+    model.to(dist.device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+
+    # Data.
+    train_ds = D.ImageFolderDataset(Path(cfg.data) / "train", classes,
+                                    D.train_transform(preprocess, auto_augment=cfg.randaugment))
+    val_ds = D.ImageFolderDataset(Path(cfg.data) / "val", classes, D.eval_transform(preprocess))
+    if len(train_ds) < cfg.batch_size:
+        raise DotcomError(
+            f"{cfg.data}/train has {len(train_ds)} images, fewer than one batch of {cfg.batch_size}: lower --batch-size"
+        )
+    loader_kw = dict(workers=workers, rank=dist.rank, world=dist.world, seed=cfg.seed, pin_memory=cuda)
+    train_loader = D.make_loader(train_ds, batch_size=per_proc_batch, train=True, **loader_kw)
+    val_loader = D.make_loader(val_ds, batch_size=per_proc_batch, train=False, **loader_kw)
+    recal_loader = None
+    if cfg.recalibrate_bn:
+        recal_ds = D.ImageFolderDataset(Path(cfg.data) / "train", classes, D.eval_transform(preprocess))
+        recal_loader = D.make_loader(recal_ds, batch_size=per_proc_batch, train=False, **loader_kw)
+    steps_per_epoch = len(train_loader)
+
+    # Output folder (after every input check: a failed start leaves nothing behind).
+    # Rank 0 decides; the others only write debug copies there.
+    out = Path(cfg.out) if cfg.out else default_out_dir(cfg.model)
+    if dist.enabled:
+        box = [str(out)]
+        torch.distributed.broadcast_object_list(box, src=0)
+        out = Path(box[0])
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    cfg.out = str(out)
+
+    # Optimisation: timm's AdamW (no decay on norms/biases), per-step cosine with warm-up.
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+
+    optimizer = create_optimizer_v2(model, opt="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    min_lr = cfg.lr * cfg.min_lr_ratio
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=(cfg.epochs - cfg.warmup_epochs) * steps_per_epoch,
+        lr_min=min_lr,
+        warmup_t=cfg.warmup_epochs * steps_per_epoch,
+        warmup_lr_init=min_lr,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
+    scaler = torch.amp.GradScaler("cuda") if cuda else None
+    amp_dtype = torch.float16 if cuda else None
+
+    mixup_fn = None
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        from timm.data import Mixup
+
+        if per_proc_batch % 2:
+            raise DotcomError(f"mixup/cutmix need an even batch per process, not {per_proc_batch}")
+        mixup_fn = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
+                         num_classes=len(classes))
+        loss_fn: nn.Module = SoftTargetCrossEntropy()
+    elif cfg.smoothing > 0:
+        loss_fn = LabelSmoothingCrossEntropy(smoothing=cfg.smoothing)
+    else:
+        loss_fn = nn.CrossEntropyLoss()
+
+    ema = None
+    if cfg.ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=cfg.ema_decay)
+
+    start_epoch, step, best_top1 = 0, 0, -1.0
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None and ckpt.get("ema"):
+            ema.module.load_state_dict(ckpt["ema"])
+        start_epoch, step, best_top1 = int(ckpt["epoch"]), int(ckpt["step"]), float(ckpt.get("best_top1", -1.0))
+        say(f"Resuming {resume}: epoch {start_epoch}/{cfg.epochs}, step {step}, lr {optimizer.param_groups[0]['lr']:.3e}")
+
+    net: nn.Module = model
+    if dist.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if cuda else None)
+
+    if dist.is_main:
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    say(f"Training {cfg.model} on {len(classes)} classes ({len(train_ds)} train / {len(val_ds)} val images) at "
+        f"{cfg.input_size}x{cfg.input_size}, {cfg.epochs} epoch(s) of {steps_per_epoch} steps, global batch "
+        f"{cfg.batch_size} on {dist.world} x {dist.device.type}; writing {out}")
+
+    end_epoch = cfg.stop_at_epoch or cfg.epochs
+    if start_epoch >= end_epoch:
+        say(f"The run is already at epoch {start_epoch} of {cfg.epochs}: nothing to train")
+    logger = _Logger(out, dist.is_main)
+    last, best = out / "last.pth", out / "best.pth"
+    history: list[dict[str, float]] = []
+    eval_kw = dict(device=dist.device, progress=cfg.progress, channels_last=cuda, amp_dtype=amp_dtype)
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, end_epoch):
+            t0 = time.perf_counter()
+            _seed_everything(_epoch_seed(cfg.seed, epoch, dist.rank))
+            train_loader.sampler.set_epoch(epoch)
+            stats = train_one_epoch(
+                net, train_loader, optimizer, loss_fn=loss_fn, device=dist.device, scheduler=scheduler, epoch=epoch,
+                step=step, scaler=scaler, ema=ema, mixup_fn=mixup_fn, amp_dtype=amp_dtype, channels_last=cuda,
+                clip_grad=cfg.clip_grad, progress=cfg.progress,
+            )
+            step = stats["step"]
+            _sync_buffers(model, dist)
+            if recal_loader is not None:
+                recalibrate_batchnorm(model, recal_loader, device=dist.device, max_batches=cfg.recalibrate_bn,
+                                      channels_last=cuda)
+                _sync_buffers(model, dist)
+                if ema is not None:  # EMA of stale statistics is no better: give it the fresh ones
+                    recalibrate_batchnorm(ema.module, recal_loader, device=dist.device,
+                                          max_batches=cfg.recalibrate_bn, channels_last=cuda)
+                    _sync_buffers(ema.module, dist)
+            metrics = evaluate(model, val_loader, **eval_kw)
+            scored = model
+            if ema is not None:
+                metrics = {**evaluate(ema.module, val_loader, **eval_kw), "model_top1": metrics["top1"]}
+                scored = ema.module
+            improved = metrics["top1"] > best_top1
+            best_top1 = max(best_top1, metrics["top1"])
+            row = {
+                "epoch": epoch + 1, "step": step, "lr": stats["lr"], "train_loss": stats["loss"],
+                "val_loss": metrics["loss"], "top1": metrics["top1"], "top5": metrics["top5"], "best_top1": best_top1,
+                "images_per_s": stats["images_per_s"] * dist.world, "seconds": time.perf_counter() - t0,
+            }
+            history.append(row)
+            if dist.is_main:
+                state = {
+                    "epoch": epoch + 1, "step": step, "best_top1": best_top1, "top1": metrics["top1"],
+                    "top5": metrics["top5"], "val_loss": metrics["loss"], "config": cfg.to_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "ema": ({k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
+                            if ema is not None else None),
+                }
+                save_checkpoint(last, model, extra=state)
+                if improved:
+                    save_checkpoint(best, scored, extra={k: state[k] for k in (
+                        "epoch", "step", "best_top1", "top1", "top5", "val_loss", "config")} | {"ema_weights": ema is not None})
+                logger.log(row)
+                say(f"epoch {epoch + 1}/{cfg.epochs}  loss {stats['loss']:.4f}  lr {stats['lr']:.3e}  "
+                    f"val top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
+                    f"best {100 * best_top1:.2f}%  {row['images_per_s']:.1f} img/s")
+            dist.barrier()
+        if cfg.save_rank_copies:  # debugging aid: does every replica hold the same weights?
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / f"rank{dist.rank}.pth")
+            dist.barrier()
+    finally:
+        logger.close()
+    epochs_done = history[-1]["epoch"] if history else start_epoch
+    return TrainResult(out, last, best, best_top1, int(epochs_done), step, cfg, dist.is_main, history)
+
+
+def cleanup_distributed() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
