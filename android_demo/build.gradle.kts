@@ -1,0 +1,7 @@
+// Top-level build file: plugin versions come from gradle/libs.versions.toml.
+plugins {
+    alias(libs.plugins.android.application) apply false
+    alias(libs.plugins.kotlin.android) apply false
+    alias(libs.plugins.kotlin.compose) apply false
+    alias(libs.plugins.kotlin.jvm) apply false
+}
