@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from dotcom_mobile.model.errors import DotcomError
 
     try:
-        cli.main(args=argv, prog_name="dotcom-mobile", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="dotcom-mobile", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
-    return 0
+    return rv if isinstance(rv, int) else 0  # ctx.exit(n) inside a command returns n here
 
 
 if __name__ == "__main__":
