@@ -115,7 +115,12 @@ def train_with_qat() -> click.Command:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors for user mistakes."""
+    import logging
+
     from dotcom_mobile.model.errors import DotcomError
+
+    # torch warns through its own logger when torchao registers an Enum; not the user's concern.
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
     try:
         rv = cli.main(args=argv, prog_name="dotcom-mobile", standalone_mode=False)

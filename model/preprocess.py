@@ -90,7 +90,15 @@ class PreprocessConfig:
             T.CenterCrop(self.crop),
             T.ToDtype(torch.float32, scale=True),
             T.Normalize(self.mean, self.std),
+            _Contiguous(),  # v2 ops may return a channels-last view; runtimes expect NCHW memory
         ])
+
+
+class _Contiguous(torch.nn.Module):
+    """Transform step: a contiguous NCHW copy (picklable, unlike a lambda, for DataLoader workers)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous()
 
 
 def load_image(path: str | Path):

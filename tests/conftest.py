@@ -38,7 +38,7 @@ def shapes_root(tmp_path_factory) -> Path:
     return make_shapes_dataset(tmp_path_factory.mktemp("shapes"), size=SHAPES_SIZE)
 
 
-def _quick_train(model: torch.nn.Module, root: Path, epochs: int = 6) -> float:
+def _quick_train(model: torch.nn.Module, root: Path, epochs: int = 12) -> float:
     """Plain AdamW loop plus a BatchNorm re-estimation; returns val top-1."""
     from torchvision.datasets import ImageFolder
 

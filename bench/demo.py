@@ -1,0 +1,132 @@
+"""``dotcom-mobile demo``: the whole pipeline on DoTCoM-Tiny in a few minutes.
+
+calibration images -> int8 PTQ (torchao PT2E, XNNPACK quantizer) -> ExecuTorch XNNPACK
+fp32 and int8 .pte -> benchmark both plus PyTorch eager on this machine -> one report.
+Everything lands in one output folder; run it again and it is rebuilt (``--reuse``
+keeps artifacts already there).
+
+Without ``--calib`` the calibration images are generated (coloured shapes, see
+:mod:`dotcom_mobile.train.synthetic`). That is enough to show the pipeline and to
+measure latency (which does not depend on the weights or the scales), not to judge
+int8 accuracy: the warning says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+DEMO_HELP = """The main job: quantize, export, benchmark and report DoTCoM-Tiny on this machine.
+
+\b
+Steps (all files under --out):
+  1. calibration images: --calib DIR, or 64 generated shapes images (warned: synthetic)
+  2. int8 post-training quantization for XNNPACK      -> <model>_xnnpack_q8.pt2
+  3. ExecuTorch export, XNNPACK fp32 and int8          -> <model>_xnnpack_{fp32,q8}.pte + .json
+  4. benchmark both .pte (Python runtime) and PyTorch eager at each --threads
+                                                       -> reports/*.json
+  5. report table and plots                            -> report.md, report_*.png
+
+\b
+Examples:
+  dotcom-mobile demo
+  dotcom-mobile demo --calib ~/imagenet_val_subset --checkpoint dotcom_tiny.pth
+  dotcom-mobile demo --threads 1,2 --iters 50 --repeats 3 --out /tmp/demo
+"""
+
+
+def _step(n: int, text: str) -> None:
+    click.secho(f"[{n}/5] {text}", bold=True, err=True)
+
+
+@click.command("demo", help=DEMO_HELP)
+@click.option("--model", default="dotcom_tiny", show_default=True, help="Variant to run the pipeline on.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Trained weights (default: random init, fine for latency, meaningless for accuracy).")
+@click.option("--calib", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of calibration images (~256 representative ones). Default: generated shapes.")
+@click.option("--num-calib", type=click.IntRange(min=1), default=64, show_default=True, help="Calibration images to use.")
+@click.option("--input-size", type=click.IntRange(min=32), default=256, show_default=True,
+              help="Square input side (multiple of 32); the paper uses 256.")
+@click.option("--threads", default="1,2", show_default=True, help="Thread counts to benchmark, comma-separated.")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed calls after loading.")
+@click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True, help="Timed calls per repeat.")
+@click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True, help="Blocks of timed calls.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("dotcom_mobile_out"),
+              show_default=True, help="Output folder for everything the demo writes.")
+@click.option("--reuse", is_flag=True, help="Keep the .pt2/.pte already in --out instead of rebuilding them.")
+def demo(model: str, checkpoint: Path | None, calib: Path | None, num_calib: int, input_size: int, threads: str,
+         warmup: int, iters: int, repeats: int, out_dir: Path, reuse: bool) -> None:
+    import time
+
+    from dotcom_mobile.model import check_input_size, resolve_model_name
+
+    from .render import text_table, write_report
+    from .suite import Protocol, execute, parse_threads, plan
+
+    t_start = time.perf_counter()
+    model = resolve_model_name(model)
+    check_input_size(input_size, input_size)
+    thread_list = parse_threads(threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    _step(1, "calibration images")
+    calib_dir = calib if calib is not None else _synthetic_calibration(out_dir / "calib", input_size, num_calib)
+
+    _step(2, f"int8 quantization of {model} for XNNPACK ({num_calib} calibration images)")
+    pt2 = out_dir / f"{model}_xnnpack_q8.pt2"
+    if not (reuse and pt2.exists()):
+        from dotcom_mobile.quantize.api import quantize_model
+
+        result = quantize_model(model, checkpoint=checkpoint, backend="xnnpack", calib=calib_dir, num_calib=num_calib,
+                                out_dir=out_dir, input_size=input_size, progress=True)
+        pt2 = Path(result.pt2_path)
+    click.echo(f"      {pt2}", err=True)
+
+    _step(3, "ExecuTorch export: XNNPACK fp32 and int8")
+    from dotcom_mobile.export.api import export_model
+
+    artifacts = []
+    for kind, kwargs in (("fp32", {"model_name": model, "checkpoint": checkpoint, "input_size": input_size}),
+                         ("q8", {"quantized": pt2})):
+        target = out_dir / f"{model}_xnnpack_{kind}.pte"
+        if not (reuse and target.exists() and target.with_suffix(".json").exists()):
+            results = export_model(target="xnnpack", out_dir=out_dir, progress=True, **kwargs)
+            target = Path(results[0].path)
+        artifacts.append(target)
+        click.echo(f"      {target}", err=True)
+
+    _step(4, f"benchmark on this machine (threads {','.join(map(str, thread_list))}, "
+             f"{warmup} warm-up, {repeats}x{iters} timed)")
+    protocol = Protocol(warmup=warmup, iters=iters, repeats=repeats)
+    jobs = plan(artifacts, runner="python", threads=thread_list, protocol=protocol, baselines=("eager",),
+                checkpoint=checkpoint, cache_dir=out_dir)
+    outcome = execute(jobs, out_dir / "reports", protocol=protocol)
+
+    _step(5, "report")
+    written = write_report(outcome.reports, out_dir / "report.md")
+    columns = ("artifact", "runner", "thr", "p50 ms", "p90 ms", "spread", "load ms", "peak MB", "delegated", "GMAC/s",
+               "paper ms")
+    click.echo(text_table(outcome.reports, columns))
+    click.echo(f"\nreports: {out_dir / 'reports'}/   table and plots: {', '.join(str(p) for p in written)}")
+    click.echo(f"done in {time.perf_counter() - t_start:.0f} s")
+    if outcome.errors:
+        from dotcom_mobile.model.errors import DotcomError
+
+        raise DotcomError(f"{len(outcome.errors)} benchmark run(s) failed; first: {outcome.errors[0]}")
+
+
+def _synthetic_calibration(root: Path, size: int, count: int) -> Path:
+    """Generated shapes images at the model's input size; warns that they are synthetic."""
+    from dotcom_mobile.train.synthetic import make_shapes_dataset
+
+    click.secho(
+        "warning: no --calib folder given; calibrating on generated shapes images. The int8 scales will fit "
+        "those, not real photos: latency is representative, accuracy is not. Pass --calib DIR with ~256 "
+        "images from your target domain for a deployable model.", fg="yellow", err=True)
+    per_class = max(1, -(-count // 4))
+    train = root / "train"
+    if not (train.is_dir() and sum(1 for _ in train.rglob("*.png")) >= count):
+        make_shapes_dataset(root, num_classes=4, train_per_class=per_class, val_per_class=1, size=size, seed=0)
+    return train

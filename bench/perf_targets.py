@@ -1,0 +1,232 @@
+"""Measure issue 5's performance targets in one run and print the ratios with pass/fail.
+
+For each variant at 256x256, batch 1, and each thread count:
+
+====================================  ==========================================
+target                                ratio (pass when)
+====================================  ==========================================
+int8 vs fp32 (ExecuTorch XNNPACK)     p50(q8) / p50(fp32)              <= 0.50
+int8 vs PyTorch eager fp32            p50(q8) / p50(eager fp32)        <= 0.25
+ExecuTorch fp32 vs ONNX Runtime fp32  p50(ET fp32) / p50(ORT fp32)     <= 1.00
+ExecuTorch int8 vs ONNX Runtime int8  p50(ET q8) / p50(ORT int8 QDQ)   <= 1.00
+native runner vs Python runner        p50(native) / p50(python)        in [0.90, 1.10]
+====================================  ==========================================
+
+Achieved GMAC/s is printed next to every latency. These are measurements, not
+tests: on a shared machine they move with the load, so every report (with all its
+samples) is kept in ``--out/reports`` and the table in ``--out/perf_targets.md``.
+
+Artifacts are cached in ``--out`` (lowering four variants in two precisions takes a
+while): an existing ``<model>_xnnpack_{fp32,q8}.pte`` is reused unless ``--rebuild``.
+
+Usage::
+
+    python -m dotcom_mobile.bench.perf_targets --models dotcom_tiny
+    python -m dotcom_mobile.bench.perf_targets --threads 1,2 --iters 100 --out perf_out
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from dotcom_mobile.model.errors import DotcomError
+
+SIZE = 256
+TARGETS: list[tuple[str, str, str, float, float]] = [
+    # (name, numerator, denominator, low, high): pass when low <= num/den <= high
+    ("int8 <= 0.5x ET fp32", "et_q8", "et_fp32", 0.0, 0.5),
+    ("int8 <= 0.25x eager fp32", "et_q8", "eager_fp32", 0.0, 0.25),
+    ("ET fp32 <= ORT fp32", "et_fp32", "ort_fp32", 0.0, 1.0),
+    ("ET int8 <= ORT int8", "et_q8", "ort_q8", 0.0, 1.0),
+    ("native fp32 within 10% of python", "native_fp32", "et_fp32", 0.9, 1.1),
+    ("native int8 within 10% of python", "native_q8", "et_q8", 0.9, 1.1),
+]
+
+
+@dataclass
+class Args:
+    models: list[str]
+    threads: list[int]
+    out: Path
+    warmup: int
+    iters: int
+    repeats: int
+    native: bool
+    onnx: bool
+    rebuild: bool
+    num_calib: int
+
+
+def build_artifacts(model: str, out: Path, *, rebuild: bool = False, num_calib: int = 64) -> tuple[Path, Path | None]:
+    """fp32 and int8 XNNPACK .pte of ``model`` at 256x256 in ``out`` (cached)."""
+    from dotcom_mobile.export.api import export_model
+
+    fp32 = out / f"{model}_xnnpack_fp32.pte"
+    q8 = out / f"{model}_xnnpack_q8.pte"
+    if rebuild or not (fp32.exists() and fp32.with_suffix(".json").exists()):
+        fp32 = Path(export_model(model, target="xnnpack", input_size=SIZE, out_dir=out, progress=True)[0].path)
+    if rebuild or not (q8.exists() and q8.with_suffix(".json").exists()):
+        try:
+            q8 = _build_q8(model, out, rebuild, num_calib)
+        except Exception as e:  # noqa: BLE001 - still measure fp32 and the baselines
+            print(f"  int8 artifact failed ({type(e).__name__}: {e}); int8 targets not measured", file=sys.stderr)
+            return fp32, None
+    return fp32, q8
+
+
+def _build_q8(model: str, out: Path, rebuild: bool, num_calib: int) -> Path:
+    """quantize (generated calibration images: latency does not depend on them) + export."""
+    from dotcom_mobile.export.api import export_model
+
+    pt2 = out / f"{model}_xnnpack_q8.pt2"
+    if rebuild or not pt2.exists():
+        from dotcom_mobile.quantize.api import quantize_model
+        from dotcom_mobile.train.synthetic import make_shapes_dataset
+
+        calib = out / "calib"
+        if not (calib / "train").is_dir():
+            make_shapes_dataset(calib, train_per_class=-(-num_calib // 4), val_per_class=1, size=SIZE)
+        pt2 = Path(quantize_model(model, backend="xnnpack", calib=calib / "train", num_calib=num_calib,
+                                  out_dir=out, input_size=SIZE, progress=True).pt2_path)
+    return Path(export_model(quantized=pt2, target="xnnpack", out_dir=out, progress=True)[0].path)
+
+
+def _native_available() -> bool:
+    try:
+        from . import native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def measure(model: str, threads: int, fp32: Path, q8: Path | None, a: Args) -> dict[str, dict[str, Any]]:
+    """Every runner's report for one (model, threads), keyed as in TARGETS."""
+    from . import runners
+    from .report import report_filename, write_json_atomic
+
+    kw = dict(warmup=a.warmup, iters=a.iters, repeats=a.repeats)
+    spec = runners.spec_for(fp32)
+    spec_q8 = runners.spec_for(fp32)
+    spec_q8.quantization = "q8"
+    jobs: dict[str, Callable[[], dict[str, Any]]] = {"et_fp32": lambda: runners.run_python(fp32, threads, **kw)}
+    if q8 is not None:
+        jobs["et_q8"] = lambda: runners.run_python(q8, threads, **kw)
+    jobs["eager_fp32"] = lambda: runners.run_eager(spec, threads, **kw)
+    if a.onnx:
+        jobs["ort_fp32"] = lambda: runners.run_onnxruntime(spec, threads, cache_dir=a.out, **kw)
+        jobs["ort_q8"] = lambda: runners.run_onnxruntime(spec_q8, threads, cache_dir=a.out, **kw)
+    if a.native and _native_available():
+        from . import native
+
+        for key, pte in (("native_fp32", fp32), ("native_q8", q8)):
+            if pte is None:
+                continue
+            tmp = a.out / "reports" / f".{pte.stem}__native__t{threads}.tmp.json"
+            jobs[key] = lambda pte=pte, tmp=tmp: native.run_native(
+                pte, threads=threads, warmup=a.warmup, iters=a.iters, repeats=a.repeats, out_json=tmp)
+    results: dict[str, dict[str, Any]] = {}
+    for key, job in jobs.items():
+        print(f"  {model} t{threads}: {key} ...", file=sys.stderr, flush=True)
+        try:
+            report = job()
+        except DotcomError as e:
+            print(f"  {key}: {e}", file=sys.stderr)
+            continue
+        write_json_atomic(a.out / "reports" / report_filename(report), report)
+        results[key] = report
+    for tmp in (a.out / "reports").glob(".*.tmp.json"):
+        tmp.unlink(missing_ok=True)
+    return results
+
+
+def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The target rows: ratio of p50s and pass/fail (None when a side was not measured)."""
+    rows = []
+    for name, num, den, low, high in TARGETS:
+        if num in results and den in results:
+            ratio = results[num]["results"]["p50_ms"] / results[den]["results"]["p50_ms"]
+            rows.append({"target": name, "ratio": ratio, "low": low, "high": high, "pass": low <= ratio <= high})
+        else:
+            rows.append({"target": name, "ratio": None, "low": low, "high": high, "pass": None})
+    return rows
+
+
+def format_tables(all_results: dict[tuple[str, int], dict[str, dict[str, Any]]]) -> str:
+    from .render import gmacs
+
+    lines = []
+    for (model, threads), results in all_results.items():
+        lines.append(f"\n### {model}, {threads} thread(s), {SIZE}x{SIZE}, batch 1\n")
+        lines.append("| runner | p50 ms | p90 ms | GMAC/s | delegated |")
+        lines.append("|---|---|---|---|---|")
+        for key, r in results.items():
+            res, d = r["results"], r.get("delegation") or {}
+            deleg = f"{d.get('partitions')}p" if d.get("partitions") is not None else "-"
+            g = gmacs(r)
+            lines.append(f"| {key} | {res['p50_ms']:.2f} | {res['p90_ms']:.2f} | {g:.1f} | {deleg} |" if g is not None
+                         else f"| {key} | {res['p50_ms']:.2f} | {res['p90_ms']:.2f} | - | {deleg} |")
+        lines.append("")
+        lines.append("| target | ratio | bound | result |")
+        lines.append("|---|---|---|---|")
+        for row in evaluate(results):
+            bound = f"<= {row['high']}" if row["low"] == 0 else f"{row['low']}..{row['high']}"
+            ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+            verdict = "not measured" if row["pass"] is None else ("PASS" if row["pass"] else "FAIL")
+            lines.append(f"| {row['target']} | {ratio} | {bound} | {verdict} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> Args:
+    from dotcom_mobile.model import list_models, resolve_model_name
+
+    from .suite import parse_threads
+
+    p = argparse.ArgumentParser(prog="python -m dotcom_mobile.bench.perf_targets", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default=",".join(list_models()), help="comma-separated variants (default: all four)")
+    p.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    p.add_argument("--out", type=Path, default=Path("dotcom_mobile_out/perf"), help="artifacts, reports and tables")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-native", dest="native", action="store_false", help="skip the native runner")
+    p.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX Runtime baselines")
+    p.add_argument("--rebuild", action="store_true", help="lower again even if artifacts exist in --out")
+    p.add_argument("--num-calib", type=int, default=64, help="calibration images for int8 (generated shapes)")
+    ns = p.parse_args(argv)
+    models = [resolve_model_name(m) for m in ns.models.split(",") if m]
+    return Args(models, parse_threads(ns.threads), ns.out, ns.warmup, ns.iters, ns.repeats, ns.native, ns.onnx,
+                ns.rebuild, ns.num_calib)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .report import write_bytes_atomic, write_json_atomic
+
+    try:
+        a = parse_args(argv)
+        a.out.mkdir(parents=True, exist_ok=True)
+        all_results: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+        for model in a.models:
+            print(f"{model}: artifacts", file=sys.stderr, flush=True)
+            fp32, q8 = build_artifacts(model, a.out, rebuild=a.rebuild, num_calib=a.num_calib)
+            for t in a.threads:
+                all_results[(model, t)] = measure(model, t, fp32, q8, a)
+    except DotcomError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    text = format_tables(all_results)
+    print(text)
+    summary = {f"{m}/t{t}": {"p50_ms": {k: r["results"]["p50_ms"] for k, r in res.items()}, "targets": evaluate(res)}
+               for (m, t), res in all_results.items()}
+    write_json_atomic(a.out / "perf_targets.json", summary)
+    write_bytes_atomic(a.out / "perf_targets.md", ("# Performance targets\n" + text + "\n").encode())
+    print(f"\nwrote {a.out / 'perf_targets.md'} and {a.out / 'perf_targets.json'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

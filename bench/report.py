@@ -1,0 +1,565 @@
+"""latency-report v1: build, validate, read and convert benchmark reports.
+
+Every runner (python, native, Android, iOS, eager and ONNX Runtime baselines) writes
+the same file, ``bench/schemas/latency-report.v1.schema.json``, so host and phone
+numbers land in one table. This module is the single place that
+
+* builds a report from raw per-iteration latencies (:func:`make_report`, statistics
+  from :mod:`dotcom_mobile.bench.stats`, never recomputed elsewhere),
+* validates one (:func:`validate_report`), failing with the file and the field,
+* describes an artifact from its bytes and its manifest (:func:`artifact_info`),
+* converts ExecuTorch benchmark-app ("minibench") ``benchmark_results.json`` files
+  (:func:`convert_minibench`),
+* reads a mixed folder of reports, accuracy files and minibench results
+  (:func:`collect_inputs`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from dotcom_mobile.model.errors import DotcomError
+
+from .device import device_info
+from .stats import summarize
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "latency-report.v1.schema.json"
+RUNNERS = ("python", "native", "android", "ios", "coreml", "eager", "onnxruntime")
+# <model>_<backend>_<quant>.pte, as export names its artifacts (and minibench parses names).
+ARTIFACT_NAME = re.compile(r"^(?P<model>.+?)_(?P<backend>xnnpack|coreml|vulkan|qnn|mlpackage|portable|mps|eager|onnxruntime)_(?P<quant>fp32|fp16|q8|int8|[a-z0-9]+)$")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    """The latency-report v1 JSON Schema shipped with the package."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _field_path(error: Any) -> str:
+    """``results.p50_ms`` style path of a jsonschema error (``<root>`` for the top)."""
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path]
+    text = ".".join(parts).replace(".[", "[")
+    # A missing required key is reported on its parent: name the key itself.
+    if error.validator == "required":
+        m = re.match(r"'([^']+)' is a required property", error.message)
+        if m:
+            text = f"{text}.{m.group(1)}" if text else m.group(1)
+    return text or "<root>"
+
+
+def _short(message: str, limit: int = 160) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def validate_report(report: dict[str, Any] | str | Path, *, source: str | None = None) -> dict[str, Any]:
+    """Check ``report`` (a dict or a JSON file) against latency-report v1 and return it.
+
+    Raises :class:`DotcomError` with one line ``<file>: field <path>: <reason>`` so a
+    user can fix the file without reading a traceback.
+    """
+    import jsonschema
+
+    name = source
+    if isinstance(report, (str, Path)):
+        path = Path(report)
+        name = name or str(path)
+        report = read_json(path)
+    name = name or "<report>"
+    if not isinstance(report, dict):
+        raise DotcomError(f"{name}: field <root>: expected a JSON object, got {type(report).__name__}")
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(report), key=lambda e: (len(list(e.absolute_path)), e.message))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors) or errors[0]
+        # best_match may descend into an allOf/if branch; name the deepest real field.
+        raise DotcomError(f"{name}: field {_field_path(best)}: {_short(best.message)}")
+    return report
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; a missing or malformed file is a one-line :class:`DotcomError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DotcomError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DotcomError(f"{p}: cannot read ({type(e).__name__})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DotcomError(f"{p}: field <root>: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write JSON to a temp file in the same folder, then rename: never half a file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(p, (json.dumps(obj, indent=1) + "\n").encode())
+    return p
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+def find_manifest(artifact: str | Path) -> dict[str, Any] | None:
+    """The manifest written beside ``artifact`` (``<stem>.json``), or None."""
+    p = Path(artifact)
+    candidate = p.with_suffix(".json")
+    if not candidate.is_file():
+        return None
+    try:
+        data = json.loads(candidate.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == "dotcom-mobile/manifest" else None
+
+
+def parse_artifact_name(stem: str) -> dict[str, str | None]:
+    """model/backend/quantization from ``<model>_<backend>_<quant>`` (None when it does not parse)."""
+    m = ARTIFACT_NAME.match(stem)
+    if not m:
+        return {"model": None, "backend": None, "quantization": None}
+    return {"model": m["model"], "backend": m["backend"], "quantization": m["quant"]}
+
+
+@lru_cache(maxsize=32)
+def model_cost(model: str, input_shape: tuple[int, ...], num_classes: int = 1000, task: str = "classify") -> tuple[int, int]:
+    """(params, MACs) of one inference of ``model`` at ``input_shape``.
+
+    Counted on a ``meta``-device copy (shapes only, instant) with the model room's
+    ``flops.count_macs`` (conv + linear + attention matmuls; FlopCounterMode FLOPs / 2).
+    The head is built with the artifact's class count: at 1000 vs 4 classes it is a
+    fifth of Tiny's parameters.
+    """
+    import torch
+
+    from dotcom_mobile.model.registry import _build, resolve_model_name
+
+    name = resolve_model_name(model)
+    with torch.device("meta"):
+        net = _build(name, task, int(num_classes)).eval()
+    params = sum(p.numel() for p in net.parameters())
+    try:
+        from dotcom_mobile.model.flops import count_macs
+    except ImportError:  # older model room: count directly
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            net(torch.zeros(*input_shape, device="meta"))
+        return params, int(counter.get_total_flops() // 2)
+    return params, int(count_macs(net, (int(input_shape[-2]), int(input_shape[-1]))))
+
+
+def delegation_from_pte(path: str | Path) -> dict[str, Any] | None:
+    """Partitions and non-delegated operators read from the program itself.
+
+    Used when no manifest sits beside the .pte: counts DelegateCall instructions
+    (partitions) and the kernels that run outside any delegate. The number of nodes
+    inside a delegate blob is not in the program, so ``fraction`` is left out.
+    """
+    try:
+        from executorch.exir._serialize._program import deserialize_pte_binary
+
+        pte = deserialize_pte_binary(Path(path).read_bytes())
+    except Exception:  # noqa: BLE001 - a file the serializer cannot read: the runner says why
+        return None
+    program = getattr(pte, "program", pte)
+    plans = [p for p in program.execution_plan if p.name == "forward"] or list(program.execution_plan)
+    if not plans:
+        return None
+    plan = plans[0]
+    partitions, ops = 0, {}
+    for chain in plan.chains:
+        for ins in chain.instructions:
+            kind = type(ins.instr_args).__name__
+            if kind == "DelegateCall":
+                partitions += 1
+            elif kind == "KernelCall":
+                op = plan.operators[ins.instr_args.op_index]
+                name = op.name + (f".{op.overload}" if op.overload and op.overload != "default" else "")
+                ops[name] = ops.get(name, 0) + 1
+    out: dict[str, Any] = {"partitions": partitions, "non_delegated_ops": ops}
+    if partitions == 0:
+        out.update(delegated_nodes=0, fraction=0.0)
+    return out
+
+
+def artifact_info(
+    path: str | Path,
+    *,
+    manifest: dict[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+    with_cost: bool = True,
+) -> dict[str, Any]:
+    """The report's ``artifact`` object for a file, from its bytes and its manifest.
+
+    Backend and quantization come from the manifest, else from the file name
+    (``<model>_<backend>_<quant>``). Params and MACs are counted on the eager model
+    when the model is known, so achieved GMAC/s can be shown next to every latency.
+    """
+    p = Path(path)
+    manifest = manifest if manifest is not None else find_manifest(p)
+    parsed = parse_artifact_name(p.stem)
+    m = manifest or {}
+    shape = list(input_shape) if input_shape else (m.get("input", {}).get("shape") if m else None)
+    model = m.get("model") or parsed["model"]
+    info: dict[str, Any] = {
+        "name": p.name,
+        "path": str(p.resolve()),
+        "backend": m.get("backend") or parsed["backend"] or "unknown",
+        "quantization": m.get("quantization") or parsed["quantization"] or "unknown",
+        "sha256": sha256_file(p) if p.is_file() else None,
+        "size_bytes": p.stat().st_size if p.is_file() else None,
+        "model": model,
+        "task": m.get("task") or ("classify" if model else None),
+        "input_shape": [int(s) for s in shape] if shape else None,
+        "params": None,
+        "macs": None,
+    }
+    if with_cost and model and shape:
+        try:
+            params, macs = model_cost(model, tuple(int(s) for s in shape), int(m.get("num_classes") or 1000), info["task"] or "classify")
+            info["params"], info["macs"] = params, macs
+        except DotcomError:
+            pass  # a model name we do not know (someone else's .pte): no cost, still a report
+    return info
+
+
+# --------------------------------------------------------------------------- build
+
+
+def make_report(
+    *,
+    artifact: dict[str, Any],
+    runner: str,
+    threads: int | None,
+    warmup: int,
+    iterations: int,
+    repeats: int,
+    latencies_ms: Sequence[float] | None,
+    load_ms: float | None = None,
+    first_inference_ms: float | None = None,
+    peak_memory_bytes: int | None = None,
+    delegation: dict[str, Any] | None = None,
+    input_kind: str = "random",
+    clock: str | None = "perf_counter_ns",
+    cooldown_s: float | None = None,
+    executorch_version: str | None = None,
+    runtime_version: str | None = None,
+    compute_unit: str | None = None,
+    outputs_verified: bool | None = None,
+    error: str | None = None,
+    device: dict[str, Any] | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """A validated latency-report v1 dict.
+
+    ``latencies_ms`` are every timed iteration of every repeat, in order; the summary
+    statistics are computed from them here. ``error`` (or no latencies) makes a
+    ``status: error`` report with ``results`` null, so a failed run still leaves a
+    trace in the table.
+    """
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}")
+    if executorch_version is None and runner in ("python", "native"):
+        executorch_version = _version("executorch")
+    ok = error is None and bool(latencies_ms)
+    results = None
+    if ok:
+        lat = [float(x) for x in latencies_ms]  # type: ignore[union-attr]
+        results = {
+            "load_ms": load_ms,
+            "first_inference_ms": first_inference_ms,
+            "latencies_ms": lat,
+            **summarize(lat),
+            "peak_memory_bytes": peak_memory_bytes,
+            "outputs_verified": outputs_verified,
+        }
+    report = {
+        "schema": "latency-report",
+        "schema_version": 1,
+        "artifact": artifact,
+        "device": device if device is not None else device_info(threads),
+        "runtime": {
+            "runner": runner,
+            "executorch_version": executorch_version,
+            "version": runtime_version,
+            "compute_unit": compute_unit,
+        },
+        "protocol": {
+            "warmup": int(warmup),
+            "iterations": int(iterations),
+            "repeats": int(repeats),
+            "input": input_kind,
+            "cooldown_s": cooldown_s,
+            "clock": clock,
+        },
+        "results": results,
+        "delegation": delegation,
+        "status": "ok" if ok else "error",
+        "error": None if ok else (error or "no latency samples"),
+        "created_at": utc_now(),
+        "source": source,
+    }
+    return validate_report(report, source=f"{runner} report for {artifact.get('name')}")
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def report_filename(report: dict[str, Any]) -> str:
+    """``<artifact-stem>__<runner>__t<threads>.json``, the one naming rule for report files."""
+    stem = Path(report["artifact"]["name"]).stem
+    runner = report["runtime"]["runner"]
+    threads = report["device"].get("threads")
+    return f"{stem}__{runner}__t{threads if threads is not None else 0}.json"
+
+
+# --------------------------------------------------------------------------- minibench
+
+
+MINIBENCH_METRICS = {
+    "avg_inference_latency(ms)": "mean_ms",
+    "trimmean_inference_latency(ms)": "trimmed_mean_ms",
+    "model_load_time(ms)": "load_ms",
+}
+
+
+def is_minibench(data: Any) -> bool:
+    """A minibench ``benchmark_results.json``: a list of BenchmarkMetric objects."""
+    return isinstance(data, list) and bool(data) and all(isinstance(x, dict) and "benchmarkModel" in x and "metric" in x for x in data)
+
+
+def convert_minibench(data: list[dict[str, Any]] | str | Path, *, source: str | None = None) -> list[dict[str, Any]]:
+    """Convert ExecuTorch benchmark-app results into latency-report v1 dicts (one per model).
+
+    The app writes a JSON list of ``{"benchmarkModel": {"name", "backend",
+    "quantization"}, "metric", "actualValue", "targetValue", "deviceInfo": {"device",
+    "arch", "os", "totalMem", "availMem"}}`` with metrics ``avg_inference_latency(ms)``,
+    ``trimmean_inference_latency(ms)``, ``model_load_time(ms)``, ``load_status`` and
+    ``ram_pss_usage(mb)``. It keeps no per-iteration samples, so the converted report
+    has an empty ``latencies_ms`` and percentiles set to the trimmed mean (the app's
+    headline number; its trim, 10% from each end, is ours); ``source`` says so and
+    the table marks such rows with ``~``.
+    """
+    if isinstance(data, (str, Path)):
+        source = source or f"minibench:{Path(data).name}"
+        name_for_errors = str(data)
+        data = read_json(data)
+    else:
+        name_for_errors = source or "<minibench>"
+    if not is_minibench(data):
+        raise DotcomError(f"{name_for_errors}: field <root>: not a benchmark_results.json list of BenchmarkMetric objects")
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for i, entry in enumerate(data):
+        bm = entry.get("benchmarkModel") or {}
+        if not isinstance(bm, dict) or not bm.get("name"):
+            raise DotcomError(f"{name_for_errors}: field [{i}].benchmarkModel.name: missing")
+        key = (str(bm["name"]), str(bm.get("backend") or ""), str(bm.get("quantization") or ""))
+        groups.setdefault(key, []).append(entry)
+    reports = []
+    for (name, backend, quant), entries in groups.items():
+        metrics: dict[str, float] = {}
+        for i, e in enumerate(entries):
+            value = e.get("actualValue")
+            if not isinstance(value, (int, float)):
+                raise DotcomError(f"{name_for_errors}: field {e.get('metric')}.actualValue: expected a number, got {value!r}")
+            metrics[str(e["metric"])] = float(value)
+        dev = next((e.get("deviceInfo") for e in entries if isinstance(e.get("deviceInfo"), dict)), {}) or {}
+        os_name = str(dev.get("os") or "unknown")
+        platform = "ios" if re.search(r"ios|iphone|ipad", os_name + str(dev.get("device", "")), re.I) else "android"
+        device = {
+            "platform": platform,
+            "os": os_name,
+            "model": " ".join(str(x) for x in (dev.get("device"), dev.get("arch")) if x) or None,
+            "cpu": None,
+            "cores": None,
+            "threads": 0,
+            "governor": None,
+            "cpu_freq_khz": None,
+            "thermal_state": None,
+            "memory_bytes": int(dev["totalMem"]) if isinstance(dev.get("totalMem"), (int, float)) and dev["totalMem"] > 0 else None,
+        }
+        parsed = parse_artifact_name(f"{name}_{backend}_{quant}") if backend and quant else parse_artifact_name(name)
+        artifact = {
+            "name": f"{name}_{backend}_{quant}.pte" if backend and quant else f"{name}.pte",
+            "path": None,
+            "backend": backend or parsed["backend"] or "unknown",
+            "quantization": quant or parsed["quantization"] or "unknown",
+            "sha256": None,
+            "size_bytes": None,
+            "model": name if name.startswith("dotcom_") else (parsed["model"] or name),
+            "task": None,
+            "input_shape": None,
+            "params": None,
+            "macs": None,
+        }
+        load_status = metrics.get("load_status", 0.0)
+        headline = metrics.get("trimmean_inference_latency(ms)", metrics.get("avg_inference_latency(ms)"))
+        error = None
+        if load_status != 0:
+            error = f"minibench: load_status {int(load_status)} (the app could not load the model)"
+        elif headline is None:
+            error = "minibench: no inference latency metric in the file"
+        results = None
+        if error is None:
+            mean = metrics.get("avg_inference_latency(ms)", headline)
+            pss = metrics.get("ram_pss_usage(mb)")
+            results = {
+                "load_ms": metrics.get("model_load_time(ms)"),
+                "first_inference_ms": None,
+                "latencies_ms": [],
+                "p50_ms": headline, "p90_ms": headline, "p99_ms": headline,
+                "mean_ms": mean, "trimmed_mean_ms": headline,
+                "min_ms": headline, "max_ms": headline, "stddev_ms": 0.0,
+                "peak_memory_bytes": int(pss * 1024 * 1024) if pss is not None and pss >= 0 else None,
+                "outputs_verified": None,
+            }
+        report = {
+            "schema": "latency-report",
+            "schema_version": 1,
+            "artifact": artifact,
+            "device": device,
+            "runtime": {"runner": platform, "executorch_version": None, "version": None, "compute_unit": None},
+            "protocol": {"warmup": 0, "iterations": 0, "repeats": 1, "input": "random", "cooldown_s": None, "clock": None},
+            "results": results,
+            "delegation": None,
+            "status": "ok" if error is None else "error",
+            "error": error,
+            "created_at": None,
+            "source": f"{source or 'minibench'} (summary only: percentiles are the trimmed mean)",
+        }
+        reports.append(validate_report(report, source=f"{name_for_errors} ({name})"))
+    return reports
+
+
+def is_summary_only(report: dict[str, Any]) -> bool:
+    """True for converted reports that carry no per-iteration samples (minibench)."""
+    res = report.get("results") or {}
+    return report.get("status") == "ok" and not res.get("latencies_ms")
+
+
+# --------------------------------------------------------------------------- collect
+
+
+@dataclass
+class Inputs:
+    """What ``report`` found: latency reports, accuracy records and files it skipped."""
+
+    reports: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    accuracy: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    invalid: list[tuple[Path, str]] = field(default_factory=list)
+
+
+ACCURACY_KEYS = ("top1",)
+
+
+def _classify(path: Path, data: Any) -> str:
+    if isinstance(data, dict):
+        if data.get("schema") == "latency-report" or {"artifact", "results", "runtime"} <= set(data):
+            return "report"
+        if data.get("kind") == "accuracy":
+            return "accuracy"
+        if data.get("schema") == "dotcom-mobile/manifest":
+            return "manifest"
+    if is_minibench(data):
+        return "minibench"
+    return "other"
+
+
+def _validate_accuracy(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    for key in ACCURACY_KEYS:
+        if not isinstance(data.get(key), (int, float)):
+            raise DotcomError(f"{path}: field {key}: expected a number in an accuracy file")
+    return data
+
+
+def collect_inputs(paths: Iterable[str | Path]) -> Inputs:
+    """Read every report, accuracy JSON and minibench file named or found in folders.
+
+    Files named explicitly must be one of those kinds. In a folder, other JSON files
+    (manifests beside artifacts, quantization reports) are skipped and listed. A file
+    that claims to be a report but does not validate lands in ``invalid`` with its
+    one-line reason; nothing is modified.
+    """
+    out = Inputs()
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            files, explicit = sorted(p for p in root.rglob("*.json") if p.is_file()), False
+        elif root.is_file():
+            files, explicit = [root], True
+        else:
+            raise DotcomError(f"{root}: no such file or directory")
+        for f in files:
+            try:
+                data = read_json(f)
+            except DotcomError as e:
+                out.invalid.append((f, str(e)))
+                continue
+            kind = _classify(f, data)
+            try:
+                if kind == "report":
+                    out.reports.append((f, validate_report(data, source=str(f))))
+                elif kind == "minibench":
+                    out.reports.extend((f, r) for r in convert_minibench(f))
+                elif kind == "accuracy":
+                    out.accuracy.append((f, _validate_accuracy(f, data)))
+                elif explicit:
+                    raise DotcomError(f"{f}: field <root>: not a latency report, accuracy JSON or minibench benchmark_results.json")
+                else:
+                    out.skipped.append((f, kind))
+            except DotcomError as e:
+                out.invalid.append((f, str(e)))
+    return out

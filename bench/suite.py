@@ -1,0 +1,152 @@
+"""Plan and run a set of benchmarks: artifacts x thread counts x runners, plus baselines.
+
+Shared by ``dotcom-mobile bench``, ``dotcom-mobile demo`` and ``bench/perf_targets.py``
+so all three follow the same protocol and write the same files:
+``<out>/<artifact-stem>__<runner>__t<threads>.json``.
+
+A failure on one artifact (a truncated .pte, say) does not stop the others: it is
+written as a ``status: error`` report and listed under the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from dotcom_mobile.model.errors import DotcomError
+
+from .report import artifact_info, make_report, report_filename, write_json_atomic
+
+
+@dataclass(frozen=True)
+class Protocol:
+    warmup: int = 10
+    iters: int = 50
+    repeats: int = 3
+    input_kind: str = "random"
+    cooldown_s: float = 0.0
+
+
+@dataclass
+class Job:
+    """One measurement: a runner on an artifact (or a baseline model) at a thread count."""
+
+    label: str
+    runner: str
+    threads: int
+    run: Callable[[], dict[str, Any]]
+    artifact: Path | None = None
+
+
+@dataclass
+class Outcome:
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_threads(text: str) -> list[int]:
+    """``"1,2"`` -> ``[1, 2]``; 0 means the runtime default."""
+    try:
+        values = [int(t) for t in str(text).replace(" ", "").split(",") if t != ""]
+    except ValueError:
+        raise DotcomError(f"--threads must be a comma-separated list of integers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise DotcomError(f"--threads must list thread counts >= 0, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def plan(
+    artifacts: Sequence[str | Path],
+    *,
+    runner: str = "python",
+    threads: Sequence[int] = (1, 2),
+    protocol: Protocol = Protocol(),
+    baselines: Sequence[str] = (),
+    checkpoint: str | Path | None = None,
+    cache_dir: str | Path = ".",
+) -> list[Job]:
+    """The jobs for ``artifacts``: .pte/.bpte with ``runner``; .pt2 in PyTorch; baselines once per model."""
+    from . import runners
+
+    p = protocol
+    kw = dict(warmup=p.warmup, iters=p.iters, repeats=p.repeats, input_kind=p.input_kind, cooldown_s=p.cooldown_s)
+    jobs: list[Job] = []
+    seen: set[tuple] = set()
+    for a in artifacts:
+        path = Path(a)
+        if path.suffix not in (".pte", ".bpte", ".pt2"):
+            raise DotcomError(f"{path}: not a benchmarkable artifact (.pte, .bpte, or a quantized .pt2)")
+        if not path.exists():
+            raise DotcomError(f"{path}: no such file")
+        pt2_spec = runners.spec_for(path, checkpoint) if path.suffix == ".pt2" else None
+        for t in threads:
+            if pt2_spec is not None:
+                spec = pt2_spec
+                jobs.append(Job(f"{path.name} eager", "eager", t, lambda s=spec, t=t: runners.run_eager(s, t, **kw), path))
+            elif runner == "native":
+                jobs.append(Job(f"{path.name} native", "native", t, lambda q=path, t=t: _run_native(q, t, p, cache_dir), path))
+            else:
+                jobs.append(Job(f"{path.name} python", "python", t, lambda q=path, t=t: runners.run_python(q, t, **kw), path))
+        for base in baselines:
+            if path.suffix == ".pt2":
+                continue  # the .pt2 already runs in PyTorch; ONNX baselines come from the .pte's model
+            spec = runners.spec_for(path, checkpoint)
+            if base == "eager":
+                spec.quantization = "fp32"  # eager int8 (.pt2) is only run when given explicitly
+            key = (base, *spec.key)
+            if key in seen:
+                continue
+            seen.add(key)
+            for t in threads:
+                if base == "eager":
+                    jobs.append(Job(f"{spec.model} eager fp32", "eager", t, lambda s=spec, t=t: runners.run_eager(s, t, **kw)))
+                elif base == "onnxruntime":
+                    jobs.append(Job(f"{spec.model} onnxruntime {spec.quantization}", "onnxruntime", t,
+                                    lambda s=spec, t=t: runners.run_onnxruntime(s, t, cache_dir=cache_dir, **kw)))
+                else:
+                    raise DotcomError(f"unknown baseline {base!r} (eager, onnxruntime)")
+    return jobs
+
+
+def _run_native(pte: Path, threads: int, p: Protocol, out_dir: str | Path) -> dict[str, Any]:
+    try:
+        from . import native
+    except ImportError:
+        raise DotcomError("the native runner is not part of this build (bench/native.py is missing); use --runner python") from None
+    tmp = Path(out_dir) / f".{pte.stem}__native__t{threads}.json"
+    try:
+        return native.run_native(pte, threads=threads, warmup=p.warmup, iters=p.iters, repeats=p.repeats, out_json=tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _error_report(job: Job, protocol: Protocol, message: str) -> dict[str, Any]:
+    artifact = (artifact_info(job.artifact, with_cost=False) if job.artifact is not None and job.artifact.is_file()
+                else {"name": job.artifact.name if job.artifact else job.label.replace(" ", "_"),
+                      "backend": "unknown", "quantization": "unknown"})
+    return make_report(artifact=artifact, runner=job.runner, threads=job.threads, warmup=protocol.warmup,
+                       iterations=protocol.iters, repeats=protocol.repeats, latencies_ms=None,
+                       input_kind=protocol.input_kind, error=message)
+
+
+def execute(jobs: Sequence[Job], out_dir: str | Path, *, protocol: Protocol = Protocol(), progress: bool = True) -> Outcome:
+    """Run ``jobs`` in order, writing each report into ``out_dir`` as soon as it exists."""
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    outcome = Outcome()
+    bar = tqdm(jobs, desc="bench", unit="run", disable=not progress, leave=False)
+    for job in bar:
+        bar.set_postfix_str(f"{job.label} t{job.threads}")
+        try:
+            report = job.run()
+        except DotcomError as e:
+            outcome.errors.append(str(e))
+            report = _error_report(job, protocol, str(e))
+        path = write_json_atomic(out / report_filename(report), report)
+        outcome.reports.append(report)
+        outcome.paths.append(path)
+    bar.close()
+    return outcome

@@ -1,0 +1,175 @@
+"""The per-backend part of the one lowering path: a small registry of export targets.
+
+Every ``.pte`` target goes through the same three steps (``torch.export`` ->
+``to_edge_transform_and_lower`` -> ``to_executorch``, see :mod:`.api`); a
+:class:`Target` only says what differs: which partitioner (with which compile specs),
+which deployment form of the model (``to_deploy(model, backend)``), which extra edge
+passes, which precision token goes into the file name, and what must be installed.
+Partitioners are built by factories so that importing this module imports no backend.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from dotcom_mobile.model.errors import DotcomError
+
+COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user chose that a backend's lowering depends on."""
+
+    fp16: bool = False
+    compute_unit: str = "ALL"
+    quantized: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """One export target (``--target NAME``).
+
+    ``backend`` is the token in file names and manifests and the key of
+    ``model.deploy.BACKEND_REWRITES``; ``quantized_from`` lists the ``backend`` values
+    of quantized ``.pt2`` files this target can lower (their quantizer decided the
+    int8 layout, so an XNNPACK-quantized program is wrong for Core ML and vice versa).
+    """
+
+    name: str
+    backend: str
+    fmt: str  # "pte" or "mlpackage"
+    partitioners: Callable[[Options], list] | None = None
+    transform_passes: Callable[[], list] | None = None
+    precision: Callable[[Options], str] = lambda o: "q8" if o.quantized else "fp32"
+    quantized_from: tuple[str, ...] = ()
+    missing: Callable[[], str | None] = lambda: None
+    compute_unit: bool = False  # whether compute_unit applies (Core ML)
+    slow: bool = False
+    notes: str = field(default="", compare=False)
+
+    def quant_token(self, opts: Options) -> str:
+        return self.precision(opts)
+
+
+def _xnnpack(opts: Options) -> list:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    return [XnnpackPartitioner()]
+
+
+def _xnnpack_passes() -> list:
+    from executorch.backends.xnnpack.utils.configs import get_transform_passes
+
+    return list(get_transform_passes())
+
+
+def coreml_compile_specs(compute_unit: str = "ALL") -> list:
+    """fp16 compute precision, iOS 17 minimum, the chosen compute units."""
+    import coremltools as ct
+    from executorch.backends.apple.coreml.compiler import CoreMLBackend
+
+    return CoreMLBackend.generate_compile_specs(
+        compute_unit=ct.ComputeUnit[compute_unit],
+        compute_precision=ct.precision.FLOAT16,
+        minimum_deployment_target=ct.target.iOS17,
+    )
+
+
+def _coreml(opts: Options) -> list:
+    from executorch.backends.apple.coreml.partition import CoreMLPartitioner
+
+    return [CoreMLPartitioner(compile_specs=coreml_compile_specs(opts.compute_unit))]
+
+
+def _vulkan(opts: Options) -> list:
+    from executorch.backends.vulkan.partitioner.vulkan_partitioner import VulkanPartitioner
+
+    return [VulkanPartitioner({"force_fp16": True} if opts.fp16 else {})]
+
+
+def _qnn_missing() -> str | None:
+    """The Qualcomm AI Engine Direct SDK is a separate download; say exactly what is absent."""
+    root = os.environ.get("QNN_SDK_ROOT")
+    if not root:
+        return ("target qnn needs the Qualcomm AI Engine Direct (QNN) SDK: QNN_SDK_ROOT is not set "
+                "(install the SDK and export QNN_SDK_ROOT=/path/to/qairt/<version>)")
+    if not os.path.isdir(root):
+        return f"target qnn: QNN_SDK_ROOT={root} is not a directory"
+    try:
+        import executorch.backends.qualcomm.python.PyQnnManagerAdaptor  # noqa: F401
+    except ImportError as e:
+        return f"target qnn: the executorch qnn backend python package does not load ({e})"
+    return None
+
+
+def _qnn(opts: Options) -> list:
+    from executorch.backends.qualcomm.partition.qnn_partitioner import QnnPartitioner
+    from executorch.backends.qualcomm.utils.utils import (
+        generate_htp_compiler_spec, generate_qnn_executorch_compiler_spec, get_soc_to_chipset_map,
+    )
+
+    soc = get_soc_to_chipset_map()[os.environ.get("QNN_SOC_MODEL", "SM8650")]
+    specs = generate_qnn_executorch_compiler_spec(
+        soc_model=soc, backend_options=generate_htp_compiler_spec(use_fp16=not opts.quantized))
+    return [QnnPartitioner(specs)]
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("xnnpack", "xnnpack", "pte", _xnnpack, _xnnpack_passes, quantized_from=("xnnpack",),
+               notes="CPU (Android, iOS, desktop); fp32, or int8 from an XNNPACK-quantized .pt2"),
+        Target("coreml", "coreml", "pte", _coreml, precision=lambda o: "q8" if o.quantized else "fp16",
+               quantized_from=("coreml",), compute_unit=True, slow=True,
+               notes="Core ML delegate inside a .pte (iOS/macOS); fp16, iOS 17"),
+        Target("vulkan", "vulkan", "pte", _vulkan, precision=lambda o: "fp16" if o.fp16 else "fp32", slow=True,
+               notes="Android GPU; fp32 or --fp16"),
+        Target("mlpackage", "mlpackage", "mlpackage", precision=lambda o: "q8" if o.quantized else "fp16",
+               quantized_from=("coreml",), compute_unit=True, slow=True,
+               notes="standalone Core ML ML program (.mlpackage); fp16, iOS 17"),
+        Target("qnn", "qnn", "pte", _qnn, precision=lambda o: "q8" if o.quantized else "fp16",
+               quantized_from=("qnn",), missing=_qnn_missing, slow=True,
+               notes="Qualcomm HTP; needs the QNN SDK (QNN_SDK_ROOT)"),
+    )
+}
+
+
+def resolve_targets(name: str, *, quantized_backend: str | None = None) -> list[Target]:
+    """``--target`` -> targets; ``all`` means every available one (that fits a quantized .pt2)."""
+    if name == "all":
+        chosen = [t for t in TARGETS.values() if t.missing() is None]
+        if quantized_backend is not None:
+            chosen = [t for t in chosen if quantized_backend in t.quantized_from]
+            if not chosen:
+                raise DotcomError(f"no available target lowers a model quantized for {quantized_backend}")
+        return chosen
+    if name not in TARGETS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(TARGETS), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise DotcomError(f"unknown target {name!r} (choose from {', '.join([*TARGETS, 'all'])}){hint}")
+    target = TARGETS[name]
+    if (why := target.missing()) is not None:
+        raise DotcomError(why)
+    if quantized_backend is not None and quantized_backend not in target.quantized_from:
+        fits = [t.name for t in TARGETS.values() if quantized_backend in t.quantized_from]
+        again = f", or quantize again with --backend {name}" if name in ("xnnpack", "coreml") else ""
+        raise DotcomError(f"the quantized model was made for {quantized_backend}, not {name} "
+                          f"(export it with --target {' or '.join(fits) or '?'}{again})")
+    return [target]
+
+
+def describe_targets() -> list[tuple[str, str]]:
+    """(name, notes) rows for ``--help``."""
+    return [(t.name, t.notes) for t in TARGETS.values()]
+
+
+def compile_config(quantized: bool) -> Any:
+    """Edge IR validity checks reject the quantize/dequantize ops of PT2E programs."""
+    from executorch.exir import EdgeCompileConfig
+
+    return EdgeCompileConfig(_check_ir_validity=not quantized)

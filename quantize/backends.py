@@ -1,0 +1,133 @@
+"""One quantizer factory per backend; everything else in the flow is shared.
+
+Each backend ships its own PT2E quantizer because each delegate only fuses the
+quantized patterns it has kernels for: a graph annotated for XNNPACK lowers to
+XNNPACK's int8 kernels, one annotated for Core ML to Core ML's. Picking the wrong
+quantizer gives a model that runs, but partly in fp32 with quantize/dequantize pairs
+around every op.
+
+``skip`` is how mixed precision works for both: a predicate on graph nodes, and a
+node for which it returns True is left unannotated (so it stays fp32). XNNPACK's
+quantizer takes it as its filter function; Core ML's quantizer has no global filter,
+so a small subclass wraps the filter of every annotation pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch.fx import Node
+
+from dotcom_mobile.model.errors import DotcomError
+
+SkipFn = Callable[[Node], bool]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What a backend's int8 scheme is, in words for the report and the manifest."""
+
+    name: str
+    quantizer: str
+    scheme: str
+    per_channel: bool = True
+    supports_dynamic: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    "xnnpack": BackendSpec(
+        "xnnpack",
+        "executorch.backends.xnnpack.quantizer.xnnpack_quantizer.XNNPACKQuantizer",
+        "int8 symmetric: per-channel weights, per-tensor activations (histogram observer)",
+        supports_dynamic=True,
+    ),
+    "coreml": BackendSpec(
+        "coreml",
+        "executorch.backends.apple.coreml.quantizer.CoreMLQuantizer",
+        "8-bit symmetric: per-channel int8 weights, uint8 activations",
+        extra={"minimum_deployment_target": "iOS17"},
+    ),
+}
+
+
+def check_backend(backend: str) -> BackendSpec:
+    """The spec of ``backend``, or a one-line error naming the choices."""
+    if backend not in BACKENDS:
+        raise DotcomError(f"unknown backend {backend!r} for quantize (choose from {', '.join(BACKENDS)})")
+    return BACKENDS[backend]
+
+
+def quiet_torch_logs() -> None:
+    """Silence a deprecation warning torchao triggers on import (torch.utils._pytree).
+
+    It is printed through torch's logger on every run, above the one line a user
+    error must be; it says nothing about the user's model.
+    """
+    import logging
+
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+
+
+def _keep(skip: SkipFn | None) -> Callable[[Node], bool]:
+    return (lambda n: True) if skip is None else (lambda n: not skip(n))
+
+
+def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None):
+    """ExecuTorch's XNNPACKQuantizer: static (or dynamic-linear) int8, per-channel weights."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+
+    config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat, is_dynamic=dynamic)
+    quantizer = XNNPACKQuantizer().set_global(config)
+    if skip is not None:
+        quantizer.set_filter_function(_keep(skip))
+    return quantizer
+
+
+def coreml_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None):
+    """ExecuTorch's CoreMLQuantizer with the 8-bit symmetric config of its docs (iOS 17+)."""
+    import torch
+    from coremltools.optimize.torch.quantization.quantization_config import (
+        LinearQuantizerConfig,
+        QuantizationScheme,
+    )
+    from executorch.backends.apple.coreml.quantizer import CoreMLQuantizer
+
+    if dynamic:
+        raise DotcomError("--dynamic is an XNNPACK scheme; Core ML quantizes activations statically")
+    config = LinearQuantizerConfig.from_dict({
+        "global_config": {
+            "quantization_scheme": QuantizationScheme.symmetric,
+            "activation_dtype": torch.quint8,
+            "weight_dtype": torch.qint8,
+            "weight_per_channel": True,
+        }
+    })
+
+    class _Filtered(CoreMLQuantizer):
+        """CoreMLQuantizer whose every annotation pass also honours ``skip``."""
+
+        def _annotate_all_patterns(self, model, quantization_config, filter_fn=None):  # type: ignore[override]
+            keep = _keep(skip)
+            both = (lambda n: keep(n) and filter_fn(n)) if filter_fn is not None else keep
+            return super()._annotate_all_patterns(model, quantization_config, both)
+
+    return _Filtered(config) if skip is not None else CoreMLQuantizer(config)
+
+
+_FACTORIES = {"xnnpack": xnnpack_quantizer, "coreml": coreml_quantizer}
+
+
+def make_quantizer(backend: str, *, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None):
+    """The PT2E quantizer of ``backend`` (``skip``: nodes to leave in fp32)."""
+    spec = check_backend(backend)
+    quiet_torch_logs()
+    if dynamic and not spec.supports_dynamic:
+        raise DotcomError(f"--dynamic is not supported for {backend} (XNNPACK only)")
+    if dynamic and qat:
+        raise DotcomError("--dynamic and --qat-epochs cannot be combined (QAT trains static activation ranges)")
+    return _FACTORIES[backend](dynamic=dynamic, qat=qat, skip=skip)

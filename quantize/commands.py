@@ -1,0 +1,112 @@
+"""``dotcom-mobile quantize`` and ``dotcom-mobile inspect activations``.
+
+Only click and the standard library at module level: ``--help`` must not import torch.
+"""
+
+from __future__ import annotations
+
+import click
+
+BACKEND_CHOICES = ("xnnpack", "coreml")
+
+
+@click.command("quantize", context_settings={"max_content_width": 100})
+@click.option("--model", "model_name", required=True, metavar="NAME",
+              help="DoTCoM variant: dotcom_tiny, dotcom_small, dotcom_base, dotcom_large (or tiny, small, ...).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Weights: a dotcom-mobile checkpoint (classes, labels and input size come with it) or the authors' .pth.")
+@click.option("--backend", default="xnnpack", show_default=True, metavar="xnnpack|coreml",
+              help="Whose quantizer annotates the graph: XNNPACKQuantizer (Android/iOS CPU) or CoreMLQuantizer (iOS 17+).")
+@click.option("--calib", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Calibration images (searched recursively; jpg, png, webp, bmp). Without it: synthetic inputs, with a warning.")
+@click.option("--num-calib", default=256, show_default=True, metavar="N",
+              help="At most N calibration images (a seeded random subset of larger folders).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True, metavar="DIR",
+              help="Writes <model>_<backend>_q8.pt2, quant_report.json and quant_report.md here.")
+@click.option("--input-size", type=int, default=None, metavar="N",
+              help="Square input side (multiple of 32). Default: the checkpoint's, else 256.")
+@click.option("--dynamic", is_flag=True,
+              help="XNNPACK only: dynamic int8 activations for linear layers (weights int8, no calibration ranges).")
+@click.option("--keep-fp32", type=int, default=0, show_default=True, metavar="N",
+              help="Leave the N layers that lose the most SQNR in fp32 (mixed precision); the report shows before/after.")
+@click.option("--keep-fp32-modules", multiple=True, metavar="PATTERN",
+              help="Leave modules matching PATTERN (fnmatch on module paths, e.g. 'stages.4.2.*') in fp32. Repeatable.")
+@click.option("--qat-epochs", type=int, default=0, show_default=True, metavar="N",
+              help="Quantization-aware fine-tuning for N epochs after PTQ (needs --train).")
+@click.option("--train", "train_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="QAT training images as an ImageFolder: DIR/<class>/<image>.")
+@click.option("--val", "val_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Labelled ImageFolder for fp32 vs int8 top-1/top-5 and SQNR (else measured on the calibration images).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
+def quantize(**kwargs) -> None:
+    """int8 quantization with torchao PT2E and a quality report.
+
+    Quantizes the deployment form of a DoTCoM model with the backend's own quantizer
+    (post-training, or quantization-aware with --qat-epochs), saves it with
+    torch.export.save as <model>_<backend>_q8.pt2 for `dotcom-mobile export
+    --quantized`, and writes quant_report.json/.md: output SQNR and top-1 agreement
+    with fp32, accuracy of both with --val, and the layers that lose the most SQNR
+    (torchao numeric debugger) by their module path.
+
+    \b
+    Examples:
+      dotcom-mobile quantize --model dotcom_tiny --checkpoint tiny.pth --calib images/ --out q/
+      dotcom-mobile quantize --model tiny --checkpoint tiny.pth --backend coreml --calib images/
+      dotcom-mobile quantize --model tiny --checkpoint tiny.pth --calib data/train --val data/val --keep-fp32 3
+      dotcom-mobile quantize --model tiny --checkpoint tiny.pth --calib data/train \\
+          --qat-epochs 2 --train data/train --val data/val
+    """
+    from dotcom_mobile.model import DotcomError
+
+    from .api import quantize_model
+
+    backend = kwargs.pop("backend")
+    if backend not in BACKEND_CHOICES:
+        raise DotcomError(f"unknown backend {backend!r} for quantize (choose from {', '.join(BACKEND_CHOICES)})")
+    kwargs["keep_fp32_modules"] = tuple(kwargs["keep_fp32_modules"])
+    result = quantize_model(kwargs.pop("model_name"), backend=backend, **kwargs)
+    r = result.report
+    ev = r["evaluation"]
+    line = f"SQNR {ev['sqnr_db']:.1f} dB, top-1 agreement {100 * ev['top1_agreement']:.1f}%"
+    if "int8_top1" in ev:
+        line += f", top-1 fp32 {100 * ev['fp32_top1']:.1f}% -> int8 {100 * ev['int8_top1']:.1f}%"
+    click.echo(f"{r['quantization_details']['method'].upper()} {r['model']} for {r['backend']}: {line}")
+    worst = r["per_layer"]["largest_drop"][:3]
+    if worst:
+        click.echo("Layers losing the most SQNR: " + ", ".join(f"{w['layer']} ({w['drop_db']:.1f} dB)" for w in worst))
+    click.echo(f"Saved {result.pt2_path}")
+    click.echo(f"Report {result.report_md_path}")
+
+
+@click.group("inspect", context_settings={"max_content_width": 100})
+def inspect() -> None:
+    """Look inside a model before quantizing it.
+
+    \b
+    Examples:
+      dotcom-mobile inspect activations --model tiny --checkpoint tiny.pth --images val/ --out act.png
+    """
+
+
+@inspect.command("activations")
+@click.option("--model", "model_name", required=True, metavar="NAME", help="DoTCoM variant (dotcom_tiny, ...).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, metavar="PATH", help="Weights to load.")
+@click.option("--images", "images_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Images to run (searched recursively).")
+@click.option("--out", "out_png", required=True, type=click.Path(dir_okay=False), metavar="PNG",
+              help="Where to write the figure (PNG).")
+@click.option("--num-images", default=64, show_default=True, metavar="N", help="At most N images.")
+@click.option("--input-size", type=int, default=None, metavar="N", help="Square input side (multiple of 32).")
+def activations(model_name, checkpoint, images_dir, out_png, num_images, input_size) -> None:
+    """Histograms of DoT-block activations before and after Co-Bias (the paper's Fig. 3).
+
+    For every DoT block: the inputs and outputs of Co-Bias 1 (local features entering
+    the transformer) and Co-Bias 2 (concatenated global+local features), with the
+    int8 clipping range a MinMax observer would choose overlaid. A distribution far
+    off zero or with long tails wastes int8 levels; Co-Bias is meant to centre it.
+    """
+    from .activations import plot_activations
+
+    out = plot_activations(model_name, checkpoint=checkpoint, images=images_dir, out=out_png,
+                           num_images=num_images, input_size=input_size)
+    click.echo(f"Saved {out}")

@@ -1,0 +1,259 @@
+"""Where int8 hurts: output SQNR, agreement, accuracy and per-layer SQNR.
+
+Per-layer numbers come from torchao's numeric debugger: both graphs (fp32 and
+quantized) get an output logger after every node that stems from the original export,
+run the same inputs, and ``compare_results`` pairs the logs by source node. Those
+SQNRs are *cumulative* (each node sees the error of everything before it), so the last
+layers always look worst. To find the layers that *cause* the loss, each layer is also
+given its *drop*: the SQNR entering the layer minus the SQNR leaving it, in dB. A layer
+that keeps SQNR costs nothing however late it sits; one that loses 10 dB is the one to
+keep in fp32. ``--keep-fp32 N`` ranks by that drop.
+
+A "layer" is the innermost module of the DoTCoM model that produced the nodes, with
+Conv-BN-act triples (:class:`ConvNormAct`) counted as one layer, named by its module
+path in the model (``stages.4.2.transformer.1.norm2``), which is also what
+``--keep-fp32-modules`` matches.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+from torch.fx import GraphModule, Node
+
+# A node whose logs match the reference exactly would have infinite SQNR; cap it.
+SQNR_CAP = 100.0
+_GROUPED_PARENTS = ("ConvNormAct",)
+TOP_LEVEL = "(top level)"  # children of these are one layer with them
+
+
+def sqnr_db(ref: torch.Tensor, test: torch.Tensor) -> float:
+    """10 log10(|ref|^2 / |ref - test|^2), capped at :data:`SQNR_CAP`."""
+    ref, test = ref.detach().double(), test.detach().double()
+    noise = (ref - test).pow(2).sum().item()
+    signal = ref.pow(2).sum().item()
+    if noise == 0.0:
+        return SQNR_CAP
+    ratio = signal / noise
+    if not ratio > 0.0:  # zero signal (or an underflow)
+        return -SQNR_CAP
+    return max(-SQNR_CAP, min(SQNR_CAP, 10.0 * math.log10(ratio)))
+
+
+@torch.no_grad()
+def run_batched(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    return torch.cat([model(inputs[i: i + batch_size]) for i in range(0, len(inputs), batch_size)])
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    k = min(k, logits.shape[1])
+    hit = (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1)
+    return float(hit.float().mean())
+
+
+def compare_outputs(ref: torch.Tensor, test: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+    """Output SQNR, top-1 agreement and (with labels) accuracy of both."""
+    out = {
+        "images": int(ref.shape[0]),
+        "sqnr_db": round(sqnr_db(ref, test), 2),
+        "top1_agreement": round(float((ref.argmax(1) == test.argmax(1)).float().mean()), 4),
+        "max_abs_diff": float((ref - test).abs().max()),
+    }
+    if labels is not None:
+        out["fp32_top1"] = round(topk_accuracy(ref, labels, 1), 4)
+        out["fp32_top5"] = round(topk_accuracy(ref, labels, 5), 4)
+        out["int8_top1"] = round(topk_accuracy(test, labels, 1), 4)
+        out["int8_top5"] = round(topk_accuracy(test, labels, 5), 4)
+    return out
+
+
+# --- module paths ---------------------------------------------------------------------
+
+def _normalize(path: str) -> str:
+    for prefix in ("L['self'].", "L__self__."):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+    return path
+
+
+def module_stack(node: Node) -> list[tuple[str, str]]:
+    """(path, type name) from the outermost to the innermost module of ``node``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    out = []
+    for path, tp in stack.values():
+        tp_name = tp.__qualname__ if isinstance(tp, type) else str(tp).rsplit(".", 1)[-1]
+        path = _normalize(str(path))
+        if path:
+            out.append((path, tp_name))
+    return out
+
+
+def layer_of(node: Node) -> str:
+    """The layer name of ``node``: innermost module path, ConvNormAct children folded."""
+    stack = module_stack(node)
+    if not stack:
+        return TOP_LEVEL
+    for (path, tp), _ in zip(stack, stack[1:]):
+        if tp in _GROUPED_PARENTS:
+            return path
+    return stack[-1][0]
+
+
+def module_paths(node: Node) -> list[str]:
+    return [p for p, _ in module_stack(node)]
+
+
+def matches_any(node: Node, patterns: Sequence[str]) -> bool:
+    """True if ``node`` lies in a module whose path matches an fnmatch pattern (or a prefix)."""
+    paths = module_paths(node)
+    return any(fnmatch.fnmatchcase(p, pat) for p in paths for pat in patterns)
+
+
+def skip_filter(patterns: Sequence[str] = (), layers: Sequence[str] = (), types: Sequence[str] = ()):
+    """The ``skip`` predicate for :func:`make_quantizer`.
+
+    ``patterns`` match a module and everything inside it (``stages.4.2`` skips the whole
+    DoT block); ``layers`` match exactly one layer as named by :func:`layer_of` (the
+    automatic ``--keep-fp32 N`` picks, so picking a block's own cat does not also
+    unquantize its transformer); ``types`` match module class names anywhere in a
+    node's module stack (``LinearLayerNorm``).
+    """
+    pats, exact, tps = tuple(patterns), frozenset(layers), frozenset(types)
+    if not pats and not exact and not tps:
+        return None
+
+    def skip(n: Node) -> bool:
+        if exact and layer_of(n) in exact:
+            return True
+        if tps and any(t in tps for _, t in module_stack(n)):
+            return True
+        return bool(pats) and matches_any(n, pats)
+
+    return skip
+
+
+# --- per-layer SQNR -------------------------------------------------------------------
+
+@dataclass
+class LayerStat:
+    """One layer: SQNR at its output (cumulative), SQNR entering it, and the drop."""
+
+    layer: str
+    module_type: str
+    ops: list[str]
+    sqnr_in_db: float
+    sqnr_out_db: float
+
+    @property
+    def drop_db(self) -> float:
+        return round(self.sqnr_in_db - self.sqnr_out_db, 2)
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "type": self.module_type, "ops": self.ops,
+                "sqnr_db": round(self.sqnr_out_db, 2), "sqnr_in_db": round(self.sqnr_in_db, 2),
+                "drop_db": self.drop_db}
+
+
+@torch.no_grad()
+def per_node_sqnr(reference: GraphModule, quantized: GraphModule, inputs: torch.Tensor) -> dict[str, float]:
+    """SQNR of every reference node's output, from torchao's numeric debugger."""
+    from torchao.quantization.pt2e import (
+        compare_results,
+        extract_results_from_loggers,
+        prepare_for_propagation_comparison,
+    )
+
+    ref_logged = prepare_for_propagation_comparison(reference)
+    q_logged = prepare_for_propagation_comparison(quantized)
+    ref_logged(inputs)
+    q_logged(inputs)
+    ref_results = _float_tensors_only(extract_results_from_loggers(ref_logged))
+    _pair_folded_batchnorms(reference, ref_results)
+    comparisons = compare_results(ref_results, _float_tensors_only(extract_results_from_loggers(q_logged)))
+    out: dict[str, float] = {}
+    for summary in comparisons.values():
+        result = summary.results[0]
+        ref, actual = result.ref, result.actual
+        if isinstance(ref, torch.Tensor) and isinstance(actual, torch.Tensor) and ref.is_floating_point() \
+                and actual.is_floating_point():
+            out[summary.ref_node_name] = sqnr_db(ref, actual)
+    return out
+
+
+def _float_tensors_only(results: dict) -> dict:
+    """Drop logs of non-tensor nodes (``sym_size`` of a dynamic batch) and integer tensors."""
+    return {k: v for k, v in results.items()
+            if v[2] and isinstance(v[2][0], torch.Tensor) and v[2][0].is_floating_point()}
+
+
+def _pair_folded_batchnorms(reference: GraphModule, ref_results: dict) -> None:
+    """Let each conv's reference log be its BatchNorm's output, in place.
+
+    ``convert_pt2e`` folds BatchNorm into the preceding conv, so the quantized graph's
+    conv (same source node as the reference conv) outputs conv+BN while the reference
+    conv outputs the conv alone. Comparing those would report nonsense; comparing the
+    quantized conv with the reference BN output is the like-for-like pair.
+    """
+    import operator
+
+    from torchao.quantization.pt2e._numeric_debugger import _extract_node_source_debug_info as debug_info
+
+    for bn in reference.graph.nodes:
+        if bn.op != "call_function" or "batch_norm" not in str(bn.target):
+            continue
+        conv = bn.args[0]
+        if not isinstance(conv, Node) or "conv" not in str(conv.target) or len(conv.users) != 1:
+            continue
+        out = bn
+        users = list(bn.users)
+        if len(users) == 1 and users[0].target is operator.getitem:
+            out = users[0]  # batch-norm variants that return a tuple
+        conv_key, out_key = debug_info(conv), debug_info(out)
+        if conv_key in ref_results and out_key in ref_results:
+            _, stack, stats = ref_results[out_key]
+            ref_results[conv_key] = (out.name, stack, stats)
+
+
+def per_layer_sqnr(reference: GraphModule, node_sqnr: dict[str, float]) -> list[LayerStat]:
+    """Group node SQNRs into layers, in graph order, with the SQNR entering each."""
+    nodes = [n for n in reference.graph.nodes if n.op == "call_function"]
+    layer_nodes: dict[str, list[Node]] = {}
+    for n in nodes:
+        layer_nodes.setdefault(layer_of(n), []).append(n)
+
+    def known(n: Node) -> float | None:
+        # The graph input has no logged SQNR (it is quantized inside the first layer):
+        # the layers it feeds get no drop rather than an arbitrary one from the cap.
+        return None if n.op == "placeholder" else node_sqnr.get(n.name)
+
+    stats = []
+    for layer, members in layer_nodes.items():
+        inside = set(members)
+        # SQNR entering: the worst SQNR among the tensors that flow in from outside.
+        ins = [known(a) for m in members for a in m.all_input_nodes if a not in inside]
+        ins = [v for v in ins if v is not None]
+        # SQNR leaving: the worst among nodes used outside the layer (its outputs).
+        outs = [node_sqnr[m.name] for m in members if m.name in node_sqnr
+                and any(u not in inside for u in m.users)]
+        if not outs:
+            continue
+        sqnr_out = min(outs)
+        sqnr_in = min(ins) if ins else sqnr_out
+        tp = next((t for p, t in reversed(module_stack(members[0])) if p == layer), "")
+        ops = sorted({str(getattr(m.target, "__name__", m.target)).split(".")[0] for m in members})
+        stats.append(LayerStat(layer, tp, ops, sqnr_in, sqnr_out))
+    return stats
+
+
+def most_sensitive(stats: Iterable[LayerStat], n: int) -> list[LayerStat]:
+    """The ``n`` layers that lose the most SQNR (largest drop first)."""
+    return sorted(stats, key=lambda s: (-s.drop_db, s.sqnr_out_db))[:n]
+
+
+def worst_by_sqnr(stats: Iterable[LayerStat], n: int = 10) -> list[LayerStat]:
+    """The ``n`` layers with the lowest (cumulative) output SQNR."""
+    return sorted(stats, key=lambda s: s.sqnr_out_db)[:n]

@@ -1,0 +1,154 @@
+"""Runners on a real program: ExecuTorch Python runtime, eager and ONNX Runtime baselines, `bench`.
+
+One DoTCoM-Tiny (4 classes, 64x64, the trained fixture checkpoint) is lowered to
+XNNPACK once for the module, with a manifest beside it, and every test reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dotcom_mobile.bench.report import validate_report
+from dotcom_mobile.cli import main as cli_main
+from dotcom_mobile.model import DotcomError
+
+pytestmark = pytest.mark.slow
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def pte(tmp_path_factory, trained_tiny) -> Path:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.devtools.backend_debug import get_delegation_info
+    from executorch.exir import to_edge_transform_and_lower
+
+    from dotcom_mobile.model import create_model
+    from dotcom_mobile.model.deploy import to_deploy
+
+    model = create_model("dotcom_tiny", checkpoint=trained_tiny)
+    x = torch.randn(1, 3, SIZE, SIZE)
+    ep = torch.export.export(to_deploy(model, "xnnpack"), (x,), strict=True)
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    info = get_delegation_info(edge.exported_program().graph_module)
+    out = tmp_path_factory.mktemp("artifacts")
+    path = out / "dotcom_tiny_xnnpack_fp32.pte"
+    path.write_bytes(edge.to_executorch().buffer)
+    total = info.num_delegated_nodes + info.num_non_delegated_nodes
+    manifest = {
+        "schema": "dotcom-mobile/manifest", "schema_version": 1,
+        "artifact": {"file": path.name, "format": "pte", "size_bytes": path.stat().st_size, "sha256": "0" * 64},
+        "model": "dotcom_tiny", "task": "classify", "num_classes": 4,
+        "input": {"name": "image", "shape": [1, 3, SIZE, SIZE], "layout": "NCHW", "dtype": "float32"},
+        "preprocessing": model.dotcom_meta["preprocess"].to_dict(),
+        "outputs": [{"name": "logits", "shape": [1, 4], "kind": "logits"}],
+        "labels": list(model.dotcom_meta["class_names"]), "backend": "xnnpack", "quantization": "fp32",
+        "delegation": {"delegated_nodes": info.num_delegated_nodes, "total_nodes": total,
+                       "fraction": info.num_delegated_nodes / total, "partitions": info.num_delegated_subgraphs,
+                       "non_delegated_ops": {}},
+        "versions": {}, "created_at": "2026-01-01T00:00:00Z",
+    }
+    path.with_suffix(".json").write_text(json.dumps(manifest))
+    return path
+
+
+def test_python_runner_report_validates(pte):
+    from dotcom_mobile.bench.runners import run_python
+
+    r = run_python(pte, threads=1, warmup=2, iters=4, repeats=2)
+    validate_report(r)
+    res = r["results"]
+    assert r["status"] == "ok" and r["runtime"]["runner"] == "python" and r["runtime"]["executorch_version"]
+    assert len(res["latencies_ms"]) == 8 and res["min_ms"] <= res["p50_ms"] <= res["max_ms"]
+    assert res["load_ms"] > 0 and res["first_inference_ms"] > 0 and res["peak_memory_bytes"] > 0
+    art = r["artifact"]
+    assert art["model"] == "dotcom_tiny" and art["backend"] == "xnnpack" and art["quantization"] == "fp32"
+    assert art["input_shape"] == [1, 3, SIZE, SIZE] and art["macs"] > 0 and art["size_bytes"] == pte.stat().st_size
+    assert r["delegation"]["partitions"] == 1 and r["device"]["threads"] == 1
+
+
+def test_pte_delegation_read_from_program(pte):
+    from dotcom_mobile.bench.report import delegation_from_pte
+
+    d = delegation_from_pte(pte)
+    assert d == {"partitions": 1, "non_delegated_ops": {}}
+
+
+def test_eager_and_onnxruntime_baselines_validate(pte, tmp_path, trained_tiny):
+    from dotcom_mobile.bench.runners import run_eager, run_onnxruntime, spec_for
+
+    spec = spec_for(pte, trained_tiny)
+    assert (spec.model, spec.num_classes, spec.input_shape) == ("dotcom_tiny", 4, (1, 3, SIZE, SIZE))
+    eager = validate_report(run_eager(spec, 1, warmup=1, iters=3, repeats=1))
+    assert eager["artifact"]["name"] == "dotcom_tiny_eager_fp32" and eager["runtime"]["version"] == torch.__version__
+    ort = validate_report(run_onnxruntime(spec, 1, warmup=1, iters=3, repeats=1, cache_dir=tmp_path))
+    assert ort["artifact"]["name"] == "dotcom_tiny_onnxruntime_fp32.onnx" and ort["status"] == "ok"
+    spec.quantization = "q8"
+    ort8 = validate_report(run_onnxruntime(spec, 1, warmup=1, iters=3, repeats=1, cache_dir=tmp_path))
+    assert ort8["artifact"]["quantization"] == "q8" and ort8["artifact"]["sha256"] != ort["artifact"]["sha256"]
+
+    # The ONNX graph computes what the eager network computes (same weights, Co-Bias folded).
+    import onnxruntime as ort_rt
+
+    from dotcom_mobile.bench.runners import build_eager, make_input
+
+    spec.quantization = "fp32"
+    x = make_input(spec.input_shape)
+    sess = ort_rt.InferenceSession(str(tmp_path / "dotcom_tiny_onnxruntime_fp32.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        want = build_eager(spec)(x).numpy()
+    assert abs(got - want).max() < 1e-3
+
+
+def test_bench_command_writes_reports_and_table(pte, tmp_path, capsys, trained_tiny):
+    out = tmp_path / "reports"
+    code = cli_main(["bench", str(pte), "--threads", "1,2", "--warmup", "1", "--iters", "3", "--repeats", "1",
+                     "--baseline", "eager", "--checkpoint", str(trained_tiny), "--out", str(out), "--quiet"])
+    assert code == 0
+    names = sorted(p.name for p in out.glob("*.json"))
+    assert names == ["dotcom_tiny_eager_fp32__eager__t1.json", "dotcom_tiny_eager_fp32__eager__t2.json",
+                     "dotcom_tiny_xnnpack_fp32__python__t1.json", "dotcom_tiny_xnnpack_fp32__python__t2.json"]
+    for p in out.glob("*.json"):
+        validate_report(p)
+    table = capsys.readouterr().out
+    assert "p50 ms" in table and "GMAC/s" in table and "dotcom_tiny_xnnpack_fp32.pte" in table and "100% 1p" in table
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_corrupt_pte_gets_one_clear_line(pte, tmp_path, capsys, damage):
+    from dotcom_mobile.bench.runners import run_python
+
+    data = pte.read_bytes()
+    bad = tmp_path / "dotcom_tiny_xnnpack_q8.pte"
+    bad.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"not a program" * 64, "empty": b""}[damage])
+    with pytest.raises(DotcomError) as e:
+        run_python(bad, threads=1, warmup=0, iters=1, repeats=1)
+    msg = str(e.value)
+    assert msg.startswith(f"{bad}: not a loadable ExecuTorch program (") and "\n" not in msg
+
+    out = tmp_path / "reports"
+    code = cli_main(["bench", str(bad), str(pte), "--threads", "1", "--iters", "1", "--warmup", "0", "--repeats", "1",
+                     "--out", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err
+    assert captured.err.strip().startswith("Error: 1 run(s) failed") and len(captured.err.strip().splitlines()) == 1
+    err_report = validate_report(out / "dotcom_tiny_xnnpack_q8__python__t1.json")
+    assert err_report["status"] == "error" and "not a loadable ExecuTorch program" in err_report["error"]
+    assert validate_report(out / "dotcom_tiny_xnnpack_fp32__python__t1.json")["status"] == "ok"  # the good one still ran
+
+
+def test_corrupt_pte_native_runner_one_line(pte, tmp_path):
+    pytest.importorskip("dotcom_mobile.bench.native")
+    from dotcom_mobile.bench.suite import Protocol, execute, plan
+
+    bad = tmp_path / "dotcom_tiny_xnnpack_q8.pte"
+    bad.write_bytes(pte.read_bytes()[:4096])
+    outcome = execute(plan([bad], runner="native", threads=[1], protocol=Protocol(0, 1, 1)), tmp_path / "r",
+                      protocol=Protocol(0, 1, 1), progress=False)
+    (error,) = outcome.errors
+    assert "dotcom_tiny_xnnpack_q8.pte" in error and "\n" not in error and "Traceback" not in error
+    assert outcome.reports[0]["status"] == "error" and outcome.reports[0]["runtime"]["runner"] == "native"

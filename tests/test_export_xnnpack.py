@@ -1,0 +1,157 @@
+"""XNNPACK export of the trained Tiny (64x64): fp32 and int8 .pte run and match eager,
+the manifest describes the artifact, the bundled program's outputs are the runtime's, a
+failed export leaves the folder as it was, and re-exporting gives identical bytes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dotcom_mobile.cli import main as cli_main
+from dotcom_mobile.export.api import export_model, program_backends, run_program
+from dotcom_mobile.export.manifest import sha256_path, validate_manifest
+from dotcom_mobile.export.measure_delegation import save_quantized_pt2, sqnr_db, xnnpack_int8_program
+from dotcom_mobile.model import create_model
+
+pytestmark = pytest.mark.slow
+
+
+def _images(root: Path, split: str, n: int) -> list[torch.Tensor]:
+    """n shapes images preprocessed as the trained fixture expects (64x64, no crop)."""
+    from torchvision.datasets import ImageFolder
+
+    from dotcom_mobile.model import PreprocessConfig
+
+    ds = ImageFolder(root / split, transform=PreprocessConfig((3, 64, 64), crop_pct=1.0).transform())
+    step = max(1, len(ds) // n)
+    return [ds[i][0].unsqueeze(0) for i in range(0, len(ds), step)][:n]
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory, trained_tiny):
+    out = tmp_path_factory.mktemp("xnnpack_fp32")
+    (result,) = export_model(checkpoint=trained_tiny, target="xnnpack", out_dir=out, bundled=True, progress=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def q8(tmp_path_factory, trained_tiny, shapes_root):
+    """A quantized .pt2 in the quantize room's format, then exported from the file."""
+    work = tmp_path_factory.mktemp("xnnpack_q8")
+    model = create_model("dotcom_tiny", checkpoint=trained_tiny)
+    calib = _images(shapes_root, "train", 32)
+    ep = xnnpack_int8_program(model, calib[0], calib)
+    pt2 = work / "dotcom_tiny_xnnpack_q8.pt2"
+    save_quantized_pt2(ep, model.dotcom_meta, pt2)
+    (result,) = export_model(quantized=pt2, target="xnnpack", out_dir=work / "out", progress=False)
+    return pt2, result
+
+
+def test_fp32_runs_and_matches_eager(fp32, trained_tiny, shapes_root):
+    assert fp32.path.name == "dotcom_tiny_xnnpack_fp32.pte"
+    assert program_backends(fp32.path) == ["XnnpackBackend"]
+    model = create_model("dotcom_tiny", checkpoint=trained_tiny)  # the training form, not the deploy form
+    for x in _images(shapes_root, "val", 4) + [torch.randn(1, 3, 64, 64)]:
+        (out,) = run_program(fp32.path, [x])
+        with torch.no_grad():
+            ref = model(x)
+        assert (out - ref).abs().max().item() <= 1e-4
+
+
+def test_fp32_manifest_describes_the_artifact(fp32, trained_tiny):
+    m = json.loads(fp32.manifest_path.read_text())
+    assert m == validate_manifest(fp32.manifest_path) == fp32.manifest
+    assert fp32.manifest_path.name == "dotcom_tiny_xnnpack_fp32.json"
+    assert (m["artifact"]["sha256"], m["artifact"]["size_bytes"]) == sha256_path(fp32.path)
+    ckpt = torch.load(trained_tiny, weights_only=True)
+    assert m["labels"] == ckpt["class_names"] and m["num_classes"] == 4
+    assert m["input"]["shape"] == [1, 3, 64, 64] and m["outputs"][0]["shape"] == [1, 4]
+    assert m["preprocessing"]["crop"] == [64, 64] and m["preprocessing"]["resize"] == 64
+    assert m["backend"] == "xnnpack" and m["quantization"] == "fp32" and m["compute_unit"] is None
+    d = m["delegation"]
+    assert d["partitions"] <= 3 and d["fraction"] >= 0.98
+    assert d["delegated_nodes"] + sum(d["non_delegated_ops"].values()) == d["total_nodes"]
+    assert m["versions"]["executorch"] and m["versions"]["torch"]
+
+
+def test_bundled_outputs_are_the_runtimes(fp32):
+    from executorch.devtools.bundled_program.serialize import deserialize_from_flatbuffer_to_bundled_program
+    from executorch.extension.pybindings import portable_lib as rt
+
+    info = fp32.manifest["bundled"]
+    bpte = fp32.path.with_name(info["file"])
+    assert bpte.name == "dotcom_tiny_xnnpack_fp32.bpte"
+    assert (info["sha256"], info["size_bytes"]) == sha256_path(bpte)
+    data = bpte.read_bytes()
+    cases = deserialize_from_flatbuffer_to_bundled_program(data).method_test_suites[0].test_cases
+    assert len(cases) == info["num_inputs"] >= 2
+
+    def tensor(v):
+        t = v.val
+        return torch.frombuffer(bytearray(t.data), dtype=torch.float32).reshape(list(t.sizes))
+
+    for case in cases:
+        (x,), (stored,) = [tensor(v) for v in case.inputs], [tensor(v) for v in case.expected_outputs]
+        (out,) = run_program(fp32.path, [x])
+        assert torch.equal(out, stored)
+    # The on-device check: ExecuTorch's own bundled verification passes on every case...
+    bundle = rt._load_bundled_program_from_buffer(data)
+    for i in range(len(cases)):
+        bundle.verify_result_with_bundled_expected_output("forward", i, info["rtol"], info["atol"])
+    # ...and fails once the stored expected output of case 0 is off by one.
+    raw = tensor(cases[0].expected_outputs[0]).numpy().tobytes()
+    at = data.find(raw)
+    assert at >= 0 and data.find(raw, at + 1) < 0
+    bad = data[:at] + (tensor(cases[0].expected_outputs[0]) + 1.0).numpy().tobytes() + data[at + len(raw):]
+    with pytest.raises(Exception):
+        rt._load_bundled_program_from_buffer(bad).verify_result_with_bundled_expected_output(
+            "forward", 0, info["rtol"], info["atol"])
+
+
+def test_failed_export_leaves_folder_as_it_was_and_bytes_are_deterministic(fp32, trained_tiny, monkeypatch):
+    """Re-export into the same folder, failing after the new .pte is complete (in its temp
+    file): nothing in the folder changes. The captured .pte equals the first one."""
+    import dotcom_mobile.export.api as api
+
+    folder = fp32.path.parent
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    captured = {}
+
+    def failing_manifest(*, artifact, **kw):
+        captured["pte"] = Path(artifact).read_bytes()
+        raise RuntimeError("forced failure after lowering")
+
+    monkeypatch.setattr(api, "build_manifest", failing_manifest)
+    with pytest.raises(RuntimeError, match="forced failure"):
+        export_model(checkpoint=trained_tiny, target="xnnpack", out_dir=folder, bundled=True, progress=False)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert captured["pte"] == before[fp32.path.name], "same model exported twice gave different bytes"
+
+
+def test_int8_runs_and_matches_quantized_eager(q8, shapes_root):
+    pt2, result = q8
+    assert result.path.name == "dotcom_tiny_xnnpack_q8.pte"
+    m = result.manifest
+    assert m["quantization"] == "q8" and m["quantization_details"]["quantizer_backend"] == "xnnpack"
+    assert m["source"]["quantized"] == str(pt2)
+    assert m["delegation"]["partitions"] <= 3 and m["delegation"]["fraction"] >= 0.98
+    assert (m["artifact"]["sha256"], m["artifact"]["size_bytes"]) == sha256_path(result.path)
+    qmodule = torch.export.load(str(pt2)).module()
+    xs = _images(shapes_root, "val", 16)
+    with torch.no_grad():
+        ref = torch.cat([qmodule(x) for x in xs])
+    out = torch.cat([run_program(result.path, [x])[0] for x in xs])
+    assert sqnr_db(ref, out) >= 30.0
+
+
+@pytest.mark.parametrize("target", ["coreml", "vulkan"])
+def test_quantized_for_another_backend_is_one_clear_line(q8, target, tmp_path, capsys):
+    pt2, _ = q8
+    rc = cli_main(["export", "--quantized", str(pt2), "--target", target, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1
+    assert err.startswith("Error: ") and "made for xnnpack, not " + target in err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,117 @@
+"""Quantizer factory, mixed-precision filter and data loading, on small graphs (fast)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dotcom_mobile.model import DotcomError, PreprocessConfig
+from dotcom_mobile.quantize import numerics
+from dotcom_mobile.quantize.backends import BACKENDS, make_quantizer
+from dotcom_mobile.quantize.data import load_image_folder, synthetic_inputs
+
+
+class Toy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def toy_graph():
+    torch.manual_seed(0)
+    ep = torch.export.export(Toy().eval(), (torch.randn(2, 3, 16, 16),), strict=True)
+    return ep.module()
+
+
+def _quantize(graph, quantizer):
+    import copy
+
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    prepared = prepare_pt2e(copy.deepcopy(graph), quantizer)
+    for _ in range(4):
+        prepared(torch.randn(2, 3, 16, 16))
+    return convert_pt2e(prepared)
+
+
+def _int8_weights(gm) -> int:
+    return sum(1 for n in gm.graph.nodes if n.op == "call_function" and "dequantize_per_channel" in str(n.target))
+
+
+def test_xnnpack_quantizes_conv_and_linear_weights(toy_graph):
+    q = _quantize(toy_graph, make_quantizer("xnnpack"))
+    assert _int8_weights(q) == 2  # conv and linear, per channel
+    x = torch.randn(2, 3, 16, 16)
+    assert numerics.sqnr_db(toy_graph(x), q(x)) > 15
+
+
+# Core ML's quantizer traces a pattern graph per conv/linear/act combination: slow.
+@pytest.mark.parametrize("backend", ["xnnpack", pytest.param("coreml", marks=pytest.mark.slow)])
+def test_skip_filter_keeps_modules_in_fp32(toy_graph, backend):
+    q = _quantize(toy_graph, make_quantizer(backend, skip=numerics.skip_filter(["head"])))
+    assert _int8_weights(q) == 1  # the conv; the head stays fp32
+    linear = [n for n in q.graph.nodes if n.target == torch.ops.aten.linear.default]
+    assert linear and linear[0].args[1].op == "get_attr"  # fp32 weight, no dequantize in front
+    x = torch.randn(2, 3, 16, 16)
+    assert numerics.sqnr_db(toy_graph(x), q(x)) > 15
+
+
+def test_per_layer_sqnr_names_modules(toy_graph):
+    q = _quantize(toy_graph, make_quantizer("xnnpack"))
+    x = torch.randn(2, 3, 16, 16)
+    node_sqnr = numerics.per_node_sqnr(toy_graph, q, x)
+    assert node_sqnr and all(-100 <= v <= 100 for v in node_sqnr.values())
+    layers = {s.layer: s for s in numerics.per_layer_sqnr(toy_graph, node_sqnr)}
+    # BN is folded into the conv by convert_pt2e: conv+BN is compared at the BN's output.
+    assert {"body.1", "body.2", "head"} <= set(layers), set(layers)
+    assert "body.0" not in layers
+    assert layers["head"].sqnr_out_db < numerics.SQNR_CAP
+    assert numerics.most_sensitive(layers.values(), 1)[0].drop_db == max(s.drop_db for s in layers.values())
+
+
+def test_bad_backend_options():
+    with pytest.raises(DotcomError, match="unknown backend 'vulkan'"):
+        make_quantizer("vulkan")
+    with pytest.raises(DotcomError, match="XNNPACK only"):
+        make_quantizer("coreml", dynamic=True)
+
+
+def test_sqnr():
+    x = torch.randn(1000, dtype=torch.float64)
+    assert numerics.sqnr_db(x, x) == numerics.SQNR_CAP
+    assert abs(numerics.sqnr_db(x, x + 0.1 * x) - 20.0) < 1e-6
+
+
+def test_calibration_folder_reads_all_image_modes(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    Image.new("L", (40, 30), 128).save(tmp_path / "grey.png")
+    Image.new("P", (40, 30)).save(tmp_path / "a" / "palette.bmp")
+    Image.new("CMYK", (30, 40), (0, 50, 100, 0)).save(tmp_path / "a" / "cmyk.jpg")
+    Image.new("RGBA", (32, 32), (255, 0, 0, 100)).save(tmp_path / "a" / "b" / "alpha.webp")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
+    pre = PreprocessConfig((3, 32, 32), crop_pct=1.0)
+    data = load_image_folder(tmp_path, pre)
+    assert data.inputs.shape == (4, 3, 32, 32)
+    assert sorted(data.skipped) == ["broken.png", "notes.txt"]
+    assert data.files_found == 6
+    assert len(load_image_folder(tmp_path, pre, limit=2)) == 2
+
+
+def test_calibration_folder_errors(tmp_path):
+    pre = PreprocessConfig((3, 32, 32), crop_pct=1.0)
+    with pytest.raises(DotcomError, match="it is empty"):
+        load_image_folder(tmp_path, pre)
+    (tmp_path / "x.txt").write_text("x")
+    (tmp_path / "y.jpg").write_text("not a jpeg")
+    with pytest.raises(DotcomError, match="2 files, none a readable image"):
+        load_image_folder(tmp_path, pre)
+    assert synthetic_inputs(pre, 3).inputs.shape == (3, 3, 32, 32)
