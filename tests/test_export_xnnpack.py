@@ -141,10 +141,6 @@ def test_int8_exports_whole_from_the_pt2(q8):
     assert (m["artifact"]["sha256"], m["artifact"]["size_bytes"]) == sha256_path(result.path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "int8 .pte vs the quantized eager module: 14.3 dB on the 12-epoch shapes model (target 30 dB); the same "
-    "model's PTQ output SQNR vs fp32 is ~15 dB, so the delegate's rounding differences are amplified the same "
-    "way (issue 4 stays open)"))
 def test_int8_runs_and_matches_quantized_eager(q8, shapes_root):
     pt2, result = q8
     qmodule = torch.export.load(str(pt2)).module()

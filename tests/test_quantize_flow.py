@@ -27,10 +27,6 @@ def run(tmp_path_factory, shapes_root, trained_tiny):
     )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "PTQ target not met yet (issue 3 stays open): on the shapes model XNNPACK static int8 gives "
-    "output SQNR 13.5-16 dB and top-1 63.3% -> 54.7% (fp32 -> int8, 12-epoch fixture; 74.2% -> 57-70% on a "
-    "6-epoch model). QAT recovers it (test_qat_at_least_ptq)."))
 def test_ptq_close_to_fp32(run):
     ptq = run.report["qat"]["ptq"]
     assert ptq["images"] == 128

@@ -285,6 +285,9 @@ def recalibrate_batchnorm(
     far below train accuracy. One pass with ``momentum=None`` (a cumulative average)
     over training images, without augmentation, replaces them with the statistics the
     current weights actually produce. Restores each layer's momentum and the eval mode.
+
+    ``loader`` must shuffle across classes: the statistics are an average of per-batch
+    ones, and batches drawn from a class-sorted folder miss the between-class variance.
     """
     device = torch.device(device)
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -337,7 +337,10 @@ def train_model(
     recal_loader = None
     if cfg.recalibrate_bn:
         recal_ds = D.ImageFolderDataset(Path(cfg.data) / "train", classes, D.eval_transform(preprocess))
-        recal_loader = D.make_loader(recal_ds, batch_size=per_proc_batch, train=False, **loader_kw)
+        # Shuffled (the training sampler, fixed order): ImageFolder is sorted by class, and
+        # batches of one class each average to the within-class variance only, which
+        # leaves the eval-mode model far worse than the weights are.
+        recal_loader = D.make_loader(recal_ds, batch_size=per_proc_batch, train=True, **loader_kw)
     steps_per_epoch = len(train_loader)
 
     # Output folder (after every input check: a failed start leaves nothing behind).
