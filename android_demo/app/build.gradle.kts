@@ -4,7 +4,7 @@ plugins {
     alias(libs.plugins.kotlin.compose)
 }
 
-// xnnpack | vulkan | qnn: which published ExecuTorch AAR the app links (see gradle.properties).
+// xnnpack | vulkan | qnn: which ExecuTorch AAR the app links (see gradle.properties and README.md).
 val executorchFlavor: String =
     providers.gradleProperty("dotcom.executorchFlavor").getOrElse("xnnpack").trim().lowercase()
 val executorchLibrary =
@@ -14,6 +14,18 @@ val executorchLibrary =
         "qnn" -> libs.executorch.android.qnn
         else -> throw GradleException("dotcom.executorchFlavor must be xnnpack, vulkan or qnn, got '$executorchFlavor'")
     }
+
+// -Pdotcom.executorchAar=path/to/executorch.aar links an AAR built from source
+// (ExecuTorch's scripts/build_android_library.sh) instead of the Maven one: for a flavour Maven
+// Central lacks at the pinned version, or a backend no published AAR has.
+val executorchAar: File? =
+    providers.gradleProperty("dotcom.executorchAar").getOrElse("").trim().takeIf { it.isNotEmpty() }?.let {
+        val aar = rootProject.file(it)
+        if (!aar.isFile) throw GradleException("dotcom.executorchAar: no such file $aar")
+        aar
+    }
+val executorchVersionLabel: String =
+    executorchAar?.let { "local ${it.name}" } ?: libs.versions.executorch.get()
 
 android {
     namespace = "org.dotcom.demo"
@@ -26,10 +38,10 @@ android {
         versionCode = 1
         versionName = "0.1.0"
         buildConfigField("String", "EXECUTORCH_FLAVOR", "\"$executorchFlavor\"")
-        buildConfigField("String", "EXECUTORCH_VERSION", "\"${libs.versions.executorch.get()}\"")
+        buildConfigField("String", "EXECUTORCH_VERSION", "\"$executorchVersionLabel\"")
         ndk {
-            // The ExecuTorch AARs ship these two ABIs.
-            abiFilters += listOf("arm64-v8a", "x86_64")
+            // The XNNPACK and Vulkan AARs ship arm64-v8a and x86_64 (emulators); QNN only arm64-v8a.
+            abiFilters += if (executorchFlavor == "qnn") listOf("arm64-v8a") else listOf("arm64-v8a", "x86_64")
         }
     }
 
@@ -53,10 +65,13 @@ android {
     sourceSets["main"].assets.srcDir(layout.buildDirectory.dir("generated/dotcomAssets"))
 
     packaging {
-        // .pte files are mmapped by ExecuTorch: keep them uncompressed in the APK.
         resources.excludes += "/META-INF/{AL2.0,LGPL2.1}"
+        // QNN: the Hexagon DSP loads its skel libraries from a folder (ADSP_LIBRARY_PATH, set to
+        // nativeLibraryDir in DemoApplication), so they must be extracted from the APK on install.
+        jniLibs.useLegacyPackaging = executorchFlavor == "qnn"
     }
     androidResources {
+        // .pte files are mmapped by ExecuTorch: keep them uncompressed in the APK.
         noCompress += "pte"
     }
 }
@@ -81,7 +96,16 @@ tasks.named("preBuild") { dependsOn(copyDefaultModel) }
 
 dependencies {
     implementation(project(":core"))
-    implementation(executorchLibrary)
+    val localAar = executorchAar
+    if (localAar == null) {
+        implementation(executorchLibrary)
+    } else {
+        // A bare AAR has no POM: declare what the Maven artifact would have brought along.
+        implementation(files(localAar))
+        implementation(libs.fbjni)
+        implementation(libs.soloader.nativeloader)
+        if (executorchFlavor == "qnn") implementation(libs.qnn.runtime)
+    }
     implementation(libs.androidx.core.ktx)
     implementation(libs.androidx.activity.compose)
     implementation(libs.androidx.lifecycle.runtime.ktx)

@@ -2,6 +2,8 @@
 # Verifies the Android demo on a machine without the Android SDK, Gradle or Maven Central.
 #
 # What can be checked here is checked with real tools:
+#   0. the Gradle wrapper jar is there and is a wrapper (zip with GradleWrapperMain), and the
+#      wrapper properties pin the distribution by SHA-256 (no network);
 #   1. the platform-free core (android_demo/core) is compiled with a real Kotlin 2 compiler
 #      (from the PyPI wheel kotlin-jupyter-kernel) and its JUnit 5 tests run (Debian junit5);
 #      they reproduce bench/schemas/stats_vectors.json, write a report, parse a manifest and
@@ -73,6 +75,36 @@ kotlinc() {
     "$JAVA" -Xss8m -cp "$KOTLIN_COMPILER" org.jetbrains.kotlin.cli.jvm.K2JVMCompiler \
         -no-stdlib -no-reflect -jvm-target 17 "$@"
 }
+
+# ---------------------------------------------------------------- 0. Gradle wrapper
+# Always run (a few milliseconds, no network): `./gradlew` on a user's machine needs the jar,
+# and the skip below does not hash binaries. The jar must be a sound zip holding the wrapper's
+# main class, and the properties must pin the distribution and its checksum.
+check_wrapper() {
+    local wrapper="$HERE/gradle/wrapper"
+    local jar="$wrapper/gradle-wrapper.jar" props="$wrapper/gradle-wrapper.properties"
+    [ -f "$jar" ] || die "$jar is missing: ./gradlew cannot run (README.md, 'Gradle wrapper')"
+    "$PYTHON" - "$jar" <<'PY' || die "$jar is not a usable Gradle wrapper"
+import sys, zipfile
+path = sys.argv[1]
+try:
+    with zipfile.ZipFile(path) as jar:
+        bad = jar.testzip()
+        names = set(jar.namelist())
+except zipfile.BadZipFile as e:
+    sys.exit(f"{path}: not a zip ({e})")
+if bad is not None:
+    sys.exit(f"{path}: corrupt entry {bad}")
+if "org/gradle/wrapper/GradleWrapperMain.class" not in names:
+    sys.exit(f"{path}: no org/gradle/wrapper/GradleWrapperMain.class")
+PY
+    grep -Eq '^distributionUrl=https\\://services\.gradle\.org/distributions/gradle-[0-9.]+-(bin|all)\.zip$' "$props" \
+        || die "$props: distributionUrl does not name a services.gradle.org distribution"
+    grep -Eq '^distributionSha256Sum=[0-9a-f]{64}$' "$props" || die "$props: no distributionSha256Sum"
+    log "Gradle wrapper: jar present with GradleWrapperMain, $(sed -n 's|^distributionUrl=.*/||p' "$props") pinned by SHA-256"
+}
+PYTHON="${DOTCOM_PYTHON:-$REPO/.venv/bin/python}"
+check_wrapper
 
 # ---------------------------------------------------------------- skip when unchanged
 inputs_hash() {

@@ -78,29 +78,25 @@ class ExecuTorchSession private constructor(
                     throw ModelException("cannot load ${file.name}: ${e.message}${logTail(null)}")
                 }
             try {
-                // Older AARs return an error code, newer ones throw: handle both.
-                val rc: Any? = module.loadMethod("forward")
-                if (rc is Int && rc != 0) {
-                    throw ModelException("${file.name}: loading forward failed (ExecuTorch error 0x${rc.toString(16)})${logTail(module)}")
-                }
-            } catch (e: ModelException) {
-                module.destroy()
-                throw e
+                // In 1.4+ (1.5.1 is pinned) loadMethod throws ExecutorchRuntimeException on failure.
+                module.loadMethod("forward")
             } catch (e: Exception) {
+                val log = logTail(module) // before destroy(): a destroyed module has no log to read
                 module.destroy()
-                throw ModelException("${file.name}: loading forward failed: ${e.message}${logTail(module)}")
+                throw ModelException("${file.name}: loading forward failed: ${e.message}$log")
             }
             return ExecuTorchSession(model, module, (System.nanoTime() - start) / 1e6)
         }
 
-        /** The last lines of ExecuTorch's in-memory log, to append to an error message. */
+        /**
+         * The last lines of ExecuTorch's in-memory log, to append to an error message. The
+         * module's own buffer when it can be read, else the process-wide one (the module failed
+         * to load, or is already destroyed); reading the log must never mask the real error.
+         */
         fun logTail(module: Module?): String {
             val lines =
-                try {
-                    module?.readLogBuffer() ?: Module.readLogBufferStatic()
-                } catch (e: Throwable) {
-                    null
-                }
+                runCatching { module?.readLogBuffer() }.getOrNull()
+                    ?: runCatching { Module.readLogBufferStatic() }.getOrNull()
             val tail = lines?.filterNotNull()?.takeLast(8).orEmpty()
             return if (tail.isEmpty()) "" else "\nExecuTorch log:\n" + tail.joinToString("\n")
         }
