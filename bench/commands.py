@@ -31,7 +31,8 @@ Examples:
 @click.command("bench", help=BENCH_HELP, no_args_is_help=True)
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--runner", type=click.Choice(["python", "native"]), default="python", show_default=True,
-              help="python: ExecuTorch's Python runtime in this process. native: the C++ runner in runner/ (built on first use).")
+              help="python: ExecuTorch's Python runtime (a fresh process per run, see --in-process). native: the C++ "
+                   "runner in runner/ (built on first use).")
 @click.option("--threads", default="1,2", show_default=True,
               help="Comma-separated XNNPACK/PyTorch/ORT thread counts; one report each. 0 = the runtime's default.")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
@@ -50,16 +51,20 @@ Examples:
               help="Seconds to sleep between repeats (phones: lets the SoC cool).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("dotcom_mobile_out/reports"), show_default=True, help="Folder for the reports (and ONNX files).")
+@click.option("--in-process", is_flag=True,
+              help="Run the Python, eager and ONNX Runtime benchmarks inside this process instead of one fresh "
+                   "process each: saves an interpreter start (~2-4 s) per run, but peak memory then includes "
+                   "whatever this process held before (memory_scope in_process).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def bench(artifacts: tuple[Path, ...], runner: str, threads: str, warmup: int, iters: int, repeats: int,
           baselines: tuple[str, ...], checkpoint: Path | None, input_kind: str, cooldown: float, out_dir: Path,
-          quiet: bool) -> None:
+          in_process: bool, quiet: bool) -> None:
     from dotcom_mobile.model.errors import DotcomError
 
     from .render import text_table
     from .suite import Protocol, execute, parse_threads, plan
 
-    protocol = Protocol(warmup, iters, repeats, input_kind, cooldown)
+    protocol = Protocol(warmup, iters, repeats, input_kind, cooldown, isolate=not in_process)
     jobs = plan(artifacts, runner=runner, threads=parse_threads(threads), protocol=protocol,
                 baselines=baselines, checkpoint=checkpoint, cache_dir=out_dir)
     outcome = execute(jobs, out_dir, protocol=protocol, progress=not quiet)

@@ -80,6 +80,20 @@ def reset_peak_memory() -> bool:
         return False
 
 
+def current_rss_bytes() -> int | None:
+    """Resident memory of this process now (Linux ``VmRSS``); None where it is not exposed.
+
+    Taken just before a model is loaded it is the interpreter's and the libraries'
+    share, so ``peak - before`` is what loading and running the model added.
+    """
+    status = _read("/proc/self/status")
+    if status:
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
 def peak_memory_bytes() -> int | None:
     """Peak resident memory of this process since the last :func:`reset_peak_memory`."""
     status = _read("/proc/self/status")

@@ -109,17 +109,22 @@ def measure(model: str, threads: int, fp32: Path, q8: Path | None, a: Args) -> d
     from . import runners
     from .report import report_filename, write_json_atomic
 
+    from .isolate import run_isolated
+    from .suite import _run_onnxruntime
+
+    # Each in a fresh process (bench/isolate.py): the same protocol, and peak memory
+    # that is the run's own rather than this process's (it may just have lowered four models).
     kw = dict(warmup=a.warmup, iters=a.iters, repeats=a.repeats)
     spec = runners.spec_for(fp32)
     spec_q8 = runners.spec_for(fp32)
     spec_q8.quantization = "q8"
-    jobs: dict[str, Callable[[], dict[str, Any]]] = {"et_fp32": lambda: runners.run_python(fp32, threads, **kw)}
+    jobs: dict[str, Callable[[], dict[str, Any]]] = {"et_fp32": lambda: run_isolated("run_python", fp32, threads, **kw)}
     if q8 is not None:
-        jobs["et_q8"] = lambda: runners.run_python(q8, threads, **kw)
-    jobs["eager_fp32"] = lambda: runners.run_eager(spec, threads, **kw)
+        jobs["et_q8"] = lambda: run_isolated("run_python", q8, threads, **kw)
+    jobs["eager_fp32"] = lambda: run_isolated("run_eager", spec, threads, **kw)
     if a.onnx:
-        jobs["ort_fp32"] = lambda: runners.run_onnxruntime(spec, threads, cache_dir=a.out, **kw)
-        jobs["ort_q8"] = lambda: runners.run_onnxruntime(spec_q8, threads, cache_dir=a.out, **kw)
+        jobs["ort_fp32"] = lambda: _run_onnxruntime(run_isolated, spec, threads, a.out, kw)
+        jobs["ort_q8"] = lambda: _run_onnxruntime(run_isolated, spec_q8, threads, a.out, kw)
     if a.native and _native_available():
         from . import native
 

@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .report import is_summary_only, write_bytes_atomic
+from .report import headline_ms, is_summary_only, write_bytes_atomic
 
 # From the DoTCoM README (ImageNet-1k, 256x256; latency on an unnamed phone).
 PAPER: dict[str, dict[str, float]] = {
@@ -43,15 +43,14 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 def gmacs(report: dict[str, Any]) -> float | None:
     """Achieved GMAC/s at the median latency, when the artifact's MACs are known."""
     macs = report["artifact"].get("macs")
-    res = report.get("results") or {}
-    p50 = res.get("p50_ms")
+    p50 = headline_ms(report) if report.get("status") == "ok" else None
     return macs / (p50 / 1e3) / 1e9 if macs and p50 else None
 
 
 def spread(report: dict[str, Any]) -> float | None:
     """Coefficient of variation (stddev / mean) in percent: the run's noise at a glance."""
     res = report.get("results") or {}
-    if not res or is_summary_only(report) or not res.get("mean_ms"):
+    if not res or is_summary_only(report) or not res.get("mean_ms") or res.get("stddev_ms") is None:
         return None
     return 100.0 * res["stddev_ms"] / res["mean_ms"]
 
@@ -100,11 +99,11 @@ def row(report: dict[str, Any], accuracy: Sequence[dict[str, Any]] = ()) -> dict
         "artifact": a["name"],
         "runner": report["runtime"]["runner"],
         "thr": str(report["device"].get("threads") if report["device"].get("threads") is not None else "-"),
-        "p50 ms": approx + _fmt(res.get("p50_ms")) if ok else "error",
+        "p50 ms": approx + _fmt(headline_ms(report)) if ok else "error",
         "p90 ms": _fmt(res.get("p90_ms")) if ok and not approx else "-",
         "spread": f"±{sp:.1f}%" if sp is not None else "-",
         "load ms": _fmt(res.get("load_ms"), 1),
-        "peak MB": _fmt(peak / 2**20, 0) if peak else "-",
+        "peak MB": _peak(res) if peak else "-",
         "delegated": delegated(report),
         "GMAC/s": _fmt(gmacs(report), 1),
         "top-1": _fmt(top1, 1),
@@ -112,6 +111,21 @@ def row(report: dict[str, Any], accuracy: Sequence[dict[str, Any]] = ()) -> dict
         "paper top-1": _fmt(paper.get("top1"), 1) if paper else "-",
         "_error": report.get("error") or "",
     }
+
+
+def _peak(res: dict[str, Any]) -> str:
+    """Peak MB, with the model's share ``(+N)`` when the RSS before loading is known.
+
+    A Python runner's process peak is mostly the interpreter and libraries (~0.8 GB
+    with torch imported); the ``+N`` is what loading and running the artifact added.
+    A minibench PSS increase is marked ``+`` alone.
+    """
+    peak, before = res["peak_memory_bytes"], res.get("memory_before_load_bytes")
+    if res.get("memory_scope") == "increase":
+        return f"+{peak / 2**20:.0f}"
+    if before is not None:
+        return f"{peak / 2**20:.0f} (+{max(0, peak - before) / 2**20:.0f})"
+    return f"{peak / 2**20:.0f}"
 
 
 def sort_key(report: dict[str, Any]) -> tuple:
@@ -164,7 +178,10 @@ def paper_table() -> str:
 NOTES = (
     "p50/p90: percentiles of every timed iteration (linear interpolation); spread: stddev/mean; "
     "delegated: share of graph nodes in delegates and number of partitions (p); GMAC/s: MACs of one "
-    "inference / p50. `~`: converted minibench result without per-iteration samples (trimmed mean shown). "
+    "inference / p50. `~`: converted minibench result without per-iteration samples (its trimmed mean "
+    "shown; no p90 or spread exist). peak MB: peak resident memory of a process that ran only that "
+    "benchmark, `(+N)`: what loading and running the artifact added to it; `+N` alone: minibench's PSS "
+    "increase. "
     "Paper columns: the DoTCoM README's latency (device not stated) and ImageNet top-1."
 )
 
@@ -234,10 +251,10 @@ def plot_latency_vs_params(reports: Sequence[dict[str, Any]], path: str | Path) 
     for r in reports:
         a, res = r["artifact"], r.get("results") or {}
         params = a.get("params") or (PAPER.get(a.get("model") or "", {}).get("params_m", 0) * 1e6)
-        if r["status"] != "ok" or not params:
+        if r["status"] != "ok" or not params or headline_ms(r) is None:
             continue
         key = f"{a.get('backend')} {a.get('quantization')} [{r['runtime']['runner']} t{r['device'].get('threads')}]"
-        series.setdefault(key, []).append((params / 1e6, res["p50_ms"]))
+        series.setdefault(key, []).append((params / 1e6, headline_ms(r)))
     for key, pts in sorted(series.items()):
         xs, ys = zip(*sorted(pts))
         ax.plot(xs, ys, marker="o", linestyle="-" if len(xs) > 1 else "none", label=key)

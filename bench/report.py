@@ -284,6 +284,8 @@ def make_report(
     load_ms: float | None = None,
     first_inference_ms: float | None = None,
     peak_memory_bytes: int | None = None,
+    memory_scope: str | None = None,
+    memory_before_load_bytes: int | None = None,
     delegation: dict[str, Any] | None = None,
     input_kind: str = "random",
     clock: str | None = "perf_counter_ns",
@@ -299,7 +301,9 @@ def make_report(
     """A validated latency-report v1 dict.
 
     ``latencies_ms`` are every timed iteration of every repeat, in order; the summary
-    statistics are computed from them here. ``error`` (or no latencies) makes a
+    statistics are computed from them here. ``memory_scope`` says what
+    ``peak_memory_bytes`` covers (see the schema: ``process``, ``in_process``,
+    ``increase``). ``error`` (or no latencies) makes a
     ``status: error`` report with ``results`` null, so a failed run still leaves a
     trace in the table.
     """
@@ -319,6 +323,10 @@ def make_report(
             "peak_memory_bytes": peak_memory_bytes,
             "outputs_verified": outputs_verified,
         }
+        if memory_scope is not None:
+            results["memory_scope"] = memory_scope
+        if memory_before_load_bytes is not None:
+            results["memory_before_load_bytes"] = int(memory_before_load_bytes)
     report = {
         "schema": "latency-report",
         "schema_version": 1,
@@ -387,10 +395,18 @@ def convert_minibench(data: list[dict[str, Any]] | str | Path, *, source: str | 
     "quantization"}, "metric", "actualValue", "targetValue", "deviceInfo": {"device",
     "arch", "os", "totalMem", "availMem"}}`` with metrics ``avg_inference_latency(ms)``,
     ``trimmean_inference_latency(ms)``, ``model_load_time(ms)``, ``load_status`` and
-    ``ram_pss_usage(mb)``. It keeps no per-iteration samples, so the converted report
-    has an empty ``latencies_ms`` and percentiles set to the trimmed mean (the app's
-    headline number; its trim, 10% from each end, is ours); ``source`` says so and
-    the table marks such rows with ``~``.
+    ``ram_pss_usage(mb)`` (``extension/benchmark/android/.../minibench``: ModelRunner
+    sorts the samples, averages all of them and the middle 80%, and writes only
+    those two numbers). No per-iteration latencies, no percentiles, no protocol
+    (the warm-up and iteration counts are intent extras, not in the file).
+
+    So the converted report is marked ``results.summary_only``: ``latencies_ms`` is
+    empty, ``mean_ms`` and ``trimmed_mean_ms`` (the app's trim, 10% from each end, is
+    ours) are the file's, and percentiles, min, max and stddev are null rather than
+    invented. ``ram_pss_usage(mb)`` is PSS after the run minus PSS before loading,
+    recorded with ``memory_scope: increase``. A failed load (``load_status`` != 0)
+    keeps its load time in the error text. The table shows such rows with the
+    trimmed mean marked ``~`` in the p50 column.
     """
     if isinstance(data, (str, Path)):
         source = source or f"minibench:{Path(data).name}"
@@ -445,24 +461,28 @@ def convert_minibench(data: list[dict[str, Any]] | str | Path, *, source: str | 
             "macs": None,
         }
         load_status = metrics.get("load_status", 0.0)
-        headline = metrics.get("trimmean_inference_latency(ms)", metrics.get("avg_inference_latency(ms)"))
+        mean = metrics.get("avg_inference_latency(ms)")
+        trimmed = metrics.get("trimmean_inference_latency(ms)")
+        load_ms = metrics.get("model_load_time(ms)")
         error = None
         if load_status != 0:
-            error = f"minibench: load_status {int(load_status)} (the app could not load the model)"
-        elif headline is None:
+            error = f"minibench: load_status {int(load_status)} (the app could not load the model" + (
+                f"; gave up after {load_ms:.1f} ms)" if load_ms is not None else ")")
+        elif mean is None and trimmed is None:
             error = "minibench: no inference latency metric in the file"
         results = None
         if error is None:
-            mean = metrics.get("avg_inference_latency(ms)", headline)
             pss = metrics.get("ram_pss_usage(mb)")
             results = {
-                "load_ms": metrics.get("model_load_time(ms)"),
+                "load_ms": load_ms if load_ms is not None and load_ms >= 0 else None,
                 "first_inference_ms": None,
                 "latencies_ms": [],
-                "p50_ms": headline, "p90_ms": headline, "p99_ms": headline,
-                "mean_ms": mean, "trimmed_mean_ms": headline,
-                "min_ms": headline, "max_ms": headline, "stddev_ms": 0.0,
+                "summary_only": True,
+                "p50_ms": None, "p90_ms": None, "p99_ms": None,
+                "mean_ms": mean, "trimmed_mean_ms": trimmed,
+                "min_ms": None, "max_ms": None, "stddev_ms": None,
                 "peak_memory_bytes": int(pss * 1024 * 1024) if pss is not None and pss >= 0 else None,
+                "memory_scope": "increase" if pss is not None and pss >= 0 else None,
                 "outputs_verified": None,
             }
         report = {
@@ -471,13 +491,15 @@ def convert_minibench(data: list[dict[str, Any]] | str | Path, *, source: str | 
             "artifact": artifact,
             "device": device,
             "runtime": {"runner": platform, "executorch_version": None, "version": None, "compute_unit": None},
-            "protocol": {"warmup": 0, "iterations": 0, "repeats": 1, "input": "random", "cooldown_s": None, "clock": None},
+            # The counts are intent extras the file does not keep (0: unknown); the clock is the app's.
+            "protocol": {"warmup": 0, "iterations": 0, "repeats": 1, "input": "random", "cooldown_s": None,
+                         "clock": "System.nanoTime"},
             "results": results,
             "delegation": None,
             "status": "ok" if error is None else "error",
             "error": error,
             "created_at": None,
-            "source": f"{source or 'minibench'} (summary only: percentiles are the trimmed mean)",
+            "source": f"{source or 'minibench'} (summary only: mean and trimmed mean, no per-iteration samples)",
         }
         reports.append(validate_report(report, source=f"{name_for_errors} ({name})"))
     return reports
@@ -486,7 +508,16 @@ def convert_minibench(data: list[dict[str, Any]] | str | Path, *, source: str | 
 def is_summary_only(report: dict[str, Any]) -> bool:
     """True for converted reports that carry no per-iteration samples (minibench)."""
     res = report.get("results") or {}
-    return report.get("status") == "ok" and not res.get("latencies_ms")
+    return report.get("status") == "ok" and (bool(res.get("summary_only")) or not res.get("latencies_ms"))
+
+
+def headline_ms(report: dict[str, Any]) -> float | None:
+    """The one latency to compare: p50, or the trimmed mean (else mean) of a summary-only report."""
+    res = report.get("results") or {}
+    for key in ("p50_ms", "trimmed_mean_ms", "mean_ms"):
+        if res.get(key) is not None:
+            return float(res[key])
+    return None
 
 
 # --------------------------------------------------------------------------- collect

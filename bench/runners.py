@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from dotcom_mobile.model.errors import DotcomError
 
-from .device import peak_memory_bytes, reset_peak_memory
+from .device import current_rss_bytes, peak_memory_bytes, reset_peak_memory
 from .report import _version, artifact_info, delegation_from_pte, find_manifest, make_report
 
 DEFAULT_INPUT = (1, 3, 256, 256)
@@ -155,6 +155,7 @@ def run_python(
         if threads > 0:
             _unsafe_reset_threadpool(threads)  # must precede load_method: the pool is bound there
     reset_peak_memory()
+    before = current_rss_bytes()
     t0 = time.perf_counter_ns()
     failure: Exception | None = None
     with _native_log() as log:
@@ -191,7 +192,7 @@ def run_python(
         artifact=artifact_info(path, manifest=manifest, input_shape=shape),
         runner="python", threads=threads, warmup=warmup, iterations=iters, repeats=repeats,
         latencies_ms=samples, load_ms=load_ms, first_inference_ms=first_ms, peak_memory_bytes=peak,
-        delegation=delegation, input_kind=input_kind, clock="perf_counter_ns",
+        memory_scope="in_process", memory_before_load_bytes=before, delegation=delegation, input_kind=input_kind, clock="perf_counter_ns",
         cooldown_s=cooldown_s or None, runtime_version=_version("executorch"),
     )
 
@@ -215,12 +216,22 @@ class ModelSpec:
         return (self.model, self.num_classes, self.input_shape, self.quantization, self.checkpoint, self.pt2)
 
 
-def _pt2_meta(path: Path) -> dict[str, Any]:
-    import torch
+def _load_pt2(path: str | Path, extra_files: dict[str, str] | None = None):
+    """``torch.export.load`` of a quantized program.
 
+    Its graph holds ``quantized_decomposed`` ops, which exist only once torchao's PT2E
+    module is imported; a fresh process (an isolated benchmark) has not imported it.
+    """
+    import torch
+    import torchao.quantization.pt2e  # noqa: F401 - registers quantized_decomposed ops
+
+    return torch.export.load(str(path), extra_files=extra_files)
+
+
+def _pt2_meta(path: Path) -> dict[str, Any]:
     extra: dict[str, str] = {"dotcom_meta.json": ""}
     try:
-        torch.export.load(str(path), extra_files=extra)
+        _load_pt2(path, extra_files=extra)
     except Exception as e:  # noqa: BLE001
         raise DotcomError(f"{path}: not a loadable torch.export program ({type(e).__name__})") from None
     try:
@@ -272,12 +283,10 @@ def _pte_input_shape(path: Path) -> tuple[int, ...]:
 
 def build_eager(spec: ModelSpec):
     """The eval-mode PyTorch module for ``spec`` (a .pt2 program or create_model + checkpoint)."""
-    import torch
-
     from dotcom_mobile.model import create_model
 
     if spec.pt2:
-        return torch.export.load(spec.pt2).module()
+        return _load_pt2(spec.pt2).module()
     kwargs: dict[str, Any] = {"checkpoint": spec.checkpoint}
     if not spec.checkpoint:
         kwargs["num_classes"] = spec.num_classes
@@ -327,6 +336,7 @@ def run_eager(
     _check_protocol(threads, warmup, iters, repeats)
     with _torch_threads(threads):
         reset_peak_memory()
+        before = current_rss_bytes()
         t0 = time.perf_counter_ns()
         model = build_eager(spec)
         load_ms = (time.perf_counter_ns() - t0) / 1e6
@@ -337,8 +347,8 @@ def run_eager(
     return make_report(
         artifact=_baseline_artifact(spec, "eager"), runner="eager", threads=threads, warmup=warmup,
         iterations=iters, repeats=repeats, latencies_ms=samples, load_ms=load_ms, first_inference_ms=first_ms,
-        peak_memory_bytes=peak, delegation=None, input_kind=input_kind, cooldown_s=cooldown_s or None,
-        runtime_version=torch.__version__, executorch_version=None,
+        peak_memory_bytes=peak, memory_scope="in_process", memory_before_load_bytes=before, delegation=None,
+        input_kind=input_kind, cooldown_s=cooldown_s or None, runtime_version=torch.__version__, executorch_version=None,
     )
 
 
@@ -446,6 +456,7 @@ def run_onnxruntime(
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     reset_peak_memory()
+    before = current_rss_bytes()
     t0 = time.perf_counter_ns()
     session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     load_ms = (time.perf_counter_ns() - t0) / 1e6
@@ -456,6 +467,7 @@ def run_onnxruntime(
     return make_report(
         artifact=_baseline_artifact(spec, "onnxruntime", onnx_path), runner="onnxruntime", threads=threads,
         warmup=warmup, iterations=iters, repeats=repeats, latencies_ms=samples, load_ms=load_ms,
-        first_inference_ms=first_ms, peak_memory_bytes=peak, delegation=None, input_kind=input_kind,
+        first_inference_ms=first_ms, peak_memory_bytes=peak, memory_scope="in_process",
+        memory_before_load_bytes=before, delegation=None, input_kind=input_kind,
         cooldown_s=cooldown_s or None, runtime_version=ort.__version__, executorch_version=None,
     )

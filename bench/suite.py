@@ -26,6 +26,9 @@ class Protocol:
     repeats: int = 3
     input_kind: str = "random"
     cooldown_s: float = 0.0
+    # Python, eager and ONNX Runtime runs each in a fresh process (bench/isolate.py), so
+    # their peak memory is theirs and not what the calling process held before.
+    isolate: bool = True
 
 
 @dataclass
@@ -72,6 +75,7 @@ def plan(
 
     p = protocol
     kw = dict(warmup=p.warmup, iters=p.iters, repeats=p.repeats, input_kind=p.input_kind, cooldown_s=p.cooldown_s)
+    call = _isolated if p.isolate else _in_process
     jobs: list[Job] = []
     seen: set[tuple] = set()
     for a in artifacts:
@@ -84,11 +88,11 @@ def plan(
         for t in threads:
             if pt2_spec is not None:
                 spec = pt2_spec
-                jobs.append(Job(f"{path.name} eager", "eager", t, lambda s=spec, t=t: runners.run_eager(s, t, **kw), path))
+                jobs.append(Job(f"{path.name} eager", "eager", t, lambda s=spec, t=t: call("run_eager", s, t, **kw), path))
             elif runner == "native":
                 jobs.append(Job(f"{path.name} native", "native", t, lambda q=path, t=t: _run_native(q, t, p, cache_dir), path))
             else:
-                jobs.append(Job(f"{path.name} python", "python", t, lambda q=path, t=t: runners.run_python(q, t, **kw), path))
+                jobs.append(Job(f"{path.name} python", "python", t, lambda q=path, t=t: call("run_python", q, t, **kw), path))
         for base in baselines:
             if path.suffix == ".pt2":
                 continue  # the .pt2 already runs in PyTorch; ONNX baselines come from the .pte's model
@@ -101,13 +105,34 @@ def plan(
             seen.add(key)
             for t in threads:
                 if base == "eager":
-                    jobs.append(Job(f"{spec.model} eager fp32", "eager", t, lambda s=spec, t=t: runners.run_eager(s, t, **kw)))
+                    jobs.append(Job(f"{spec.model} eager fp32", "eager", t, lambda s=spec, t=t: call("run_eager", s, t, **kw)))
                 elif base == "onnxruntime":
                     jobs.append(Job(f"{spec.model} onnxruntime {spec.quantization}", "onnxruntime", t,
-                                    lambda s=spec, t=t: runners.run_onnxruntime(s, t, cache_dir=cache_dir, **kw)))
+                                    lambda s=spec, t=t: _run_onnxruntime(call, s, t, cache_dir, kw)))
                 else:
                     raise DotcomError(f"unknown baseline {base!r} (eager, onnxruntime)")
     return jobs
+
+
+def _in_process(func: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    from . import runners
+
+    return getattr(runners, func)(*args, **kwargs)
+
+
+def _isolated(func: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    from .isolate import run_isolated
+
+    return run_isolated(func, *args, **kwargs)
+
+
+def _run_onnxruntime(call: Callable[..., dict[str, Any]], spec: Any, threads: int, cache_dir: str | Path,
+                     kw: dict[str, Any]) -> dict[str, Any]:
+    """Export (cached) here, so an isolated child only loads the .onnx and its peak is the session's."""
+    from . import runners
+
+    runners.export_onnx(spec, cache_dir)
+    return call("run_onnxruntime", spec, threads, cache_dir=cache_dir, **kw)
 
 
 def _run_native(pte: Path, threads: int, p: Protocol, out_dir: str | Path) -> dict[str, Any]:

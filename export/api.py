@@ -193,13 +193,30 @@ def run_program(program: str | Path | bytes, inputs: Sequence[torch.Tensor], met
     return list(loaded.load_method(method).execute([t.contiguous() for t in inputs]))
 
 
-def program_backends(pte: str | Path | bytes) -> list[str]:
-    """Backend ids of the delegates inside a .pte (e.g. ``['XnnpackBackend']``)."""
+def delegate_payloads(pte: str | Path | bytes) -> list[tuple[str, bytes]]:
+    """(backend id, processed payload) of every delegate inside a .pte, in program order.
+
+    The payload is what the backend's ``preprocess`` produced (a Core ML model folder,
+    a Vulkan graph, an XNNPACK subgraph): the part of a Core ML or Vulkan artifact that
+    this machine can inspect although it cannot run it.
+    """
     from executorch.exir._serialize._program import deserialize_pte_binary
+    from executorch.exir.schema import DataLocation
 
     data = pte if isinstance(pte, bytes) else Path(pte).read_bytes()
-    program = deserialize_pte_binary(data).program
-    return [d.id for plan in program.execution_plan for d in plan.delegates]
+    program = deserialize_pte_binary(data).program  # moves segment data back inline
+    out = []
+    for plan in program.execution_plan:
+        for d in plan.delegates:
+            if d.processed.location != DataLocation.INLINE:  # pragma: no cover - restored by the deserializer
+                raise ValueError(f"{d.id} payload is not inline after deserialization")
+            out.append((d.id, bytes(program.backend_delegate_data[d.processed.index].data)))
+    return out
+
+
+def program_backends(pte: str | Path | bytes) -> list[str]:
+    """Backend ids of the delegates inside a .pte (e.g. ``['XnnpackBackend']``)."""
+    return [backend for backend, _ in delegate_payloads(pte)]
 
 
 def _outputs(task: str, sample: Any) -> list[dict[str, Any]]:
@@ -227,10 +244,15 @@ def deploy_program(model: torch.nn.Module, target: Target, x: torch.Tensor) -> A
 
 def lower(ep: Any, target: Target, opts: Options, *, etrecord: bool = False) -> tuple[Any, dict[str, Any]]:
     """The one lowering path: edge + partitioner, then ``to_executorch``; returns (program, delegation)."""
+    import logging
+
     from executorch.exir import to_edge_transform_and_lower
 
+    root, level = logging.getLogger(), logging.getLogger().level
+    partitioners = target.partitioners(opts)
+    root.setLevel(level)  # Vulkan's modules set the root logger to INFO on import: hundreds of lines
     edge = to_edge_transform_and_lower(
-        ep, partitioner=target.partitioners(opts),
+        ep, partitioner=partitioners,
         transform_passes=target.transform_passes() if target.transform_passes else None,
         compile_config=compile_config(opts.quantized), generate_etrecord=etrecord)
     delegation = delegation_summary(edge.exported_program().graph_module)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -28,39 +28,6 @@ def sqnr_db(ref: torch.Tensor, out: torch.Tensor) -> float:
     if signal == 0:
         raise ValueError("SQNR of an all-zero reference is undefined")
     return float("inf") if noise == 0 else float(10 * torch.log10(signal / noise))
-
-
-def xnnpack_int8_program(model: torch.nn.Module, x: torch.Tensor, calib: Iterable[torch.Tensor]) -> Any:
-    """Static int8 (per-channel weights) PT2E program of the XNNPACK deployment form.
-
-    The quantize room makes the real ones (``dotcom-mobile quantize``); this is the same
-    recipe in a few lines, so export can be measured and tested on its own.
-    """
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config,
-    )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    from dotcom_mobile.model.deploy import to_deploy
-
-    graph = torch.export.export(to_deploy(model, "xnnpack"), (x,), strict=True).module()
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    prepared = prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        for batch in calib:
-            prepared(batch)
-    converted = convert_pt2e(prepared)
-    return torch.export.export(converted, (x,), strict=True)
-
-
-def save_quantized_pt2(ep: Any, meta: dict[str, Any], path: Any, backend: str = "xnnpack") -> None:
-    """Write ``ep`` as the quantize room does: ``torch.export.save`` with dotcom_meta.json."""
-    import json
-
-    state = {**{k: v for k, v in meta.items() if k != "preprocess"}, "preprocess": meta["preprocess"].to_state(),
-             "backend": backend, "quantization": "q8",
-             "quantization_details": {"quantizer": "XNNPACKQuantizer", "scheme": "static, per-channel weights"}}
-    torch.export.save(ep, str(path), extra_files={"dotcom_meta.json": json.dumps(state)})
 
 
 def measure(models: Sequence[str], targets: Sequence[str], size: int, num_calib: int = 8) -> list[dict[str, Any]]:
@@ -79,9 +46,11 @@ def measure(models: Sequence[str], targets: Sequence[str], size: int, num_calib:
             target = TARGETS[key.removesuffix("_q8")]
             opts = Options(quantized=quant)
             start = time.perf_counter()
-            if quant:
+            if quant:  # the quantize room's own recipe, so the row describes what users export
+                from dotcom_mobile.quantize.recipes import quantized_program
+
                 calib = [example_input(size, seed) for seed in range(1, num_calib + 1)]
-                ep = xnnpack_int8_program(model, x, calib)
+                ep = quantized_program(model, calib, backend=target.backend)
             else:
                 ep = deploy_program(model, target, x)
             prog, d = lower(ep, target, opts)

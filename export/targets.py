@@ -85,6 +85,9 @@ def _coreml(opts: Options) -> list:
 
 
 def _vulkan(opts: Options) -> list:
+    # Imported here, not at lowering time: these modules set the *root* logger to INFO on
+    # import, and lower() restores the caller's level once the partitioners exist.
+    import executorch.backends.vulkan.vulkan_preprocess  # noqa: F401
     from executorch.backends.vulkan.partitioner.vulkan_partitioner import VulkanPartitioner
 
     return [VulkanPartitioner({"force_fp16": True} if opts.fp16 else {})]

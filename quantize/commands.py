@@ -37,6 +37,8 @@ BACKEND_CHOICES = ("xnnpack", "coreml")
               help="QAT training images as an ImageFolder: DIR/<class>/<image>.")
 @click.option("--val", "val_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Labelled ImageFolder for fp32 vs int8 top-1/top-5 and SQNR (else measured on the calibration images).")
+@click.option("--per-layer/--no-per-layer", default=True, show_default=True,
+              help="Per-layer SQNR analysis in the report (the numeric debugger; skip it to save time).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
 def quantize(**kwargs) -> None:
     """int8 quantization with torchao PT2E and a quality report.
@@ -71,7 +73,7 @@ def quantize(**kwargs) -> None:
     if "int8_top1" in ev:
         line += f", top-1 fp32 {100 * ev['fp32_top1']:.1f}% -> int8 {100 * ev['int8_top1']:.1f}%"
     click.echo(f"{r['quantization_details']['method'].upper()} {r['model']} for {r['backend']}: {line}")
-    worst = r["per_layer"]["largest_drop"][:3]
+    worst = r["per_layer"]["largest_drop"][:3] if r["per_layer"] else []
     if worst:
         click.echo("Layers losing the most SQNR: " + ", ".join(f"{w['layer']} ({w['drop_db']:.1f} dB)" for w in worst))
     click.echo(f"Saved {result.pt2_path}")

@@ -80,7 +80,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         kept = mixed["kept_layers"] + mixed["keep_fp32_modules"]
         lines += [f"Mixed precision kept in fp32: {', '.join(f'`{k}`' for k in kept)}.", ""]
     pl = report["per_layer"]
-    lines += [
+    if pl is None:
+        lines += ["Per-layer analysis skipped (`per_layer=False`).", ""]
+    else:
+        lines += _per_layer_section(pl)
+    if qat:
+        lines += ["## QAT", "", "| epoch | loss | lr | observers frozen |", "|---:|---:|---:|---|"]
+        lines += [f"| {h['epoch']} | {h['loss']:.4f} | {h['lr']:.2e} | {h['frozen_observers']} |" for h in qat["history"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _per_layer_section(pl: dict) -> list[str]:
+    """The two per-layer tables: what each layer costs, and where the SQNR is lowest."""
+    return [
         f"## Layers that lose the most SQNR ({pl['images']} images)",
         "",
         "`drop dB` is what the layer itself costs (SQNR entering minus SQNR leaving); keep the top",
@@ -93,8 +106,3 @@ def render_markdown(report: dict[str, Any]) -> str:
         *_layers_table(pl["worst_sqnr"]),
         "",
     ]
-    if qat:
-        lines += ["## QAT", "", "| epoch | loss | lr | observers frozen |", "|---:|---:|---:|---|"]
-        lines += [f"| {h['epoch']} | {h['loss']:.4f} | {h['lr']:.2e} | {h['frozen_observers']} |" for h in qat["history"]]
-        lines.append("")
-    return "\n".join(lines)

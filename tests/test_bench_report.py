@@ -86,10 +86,39 @@ def test_minibench_conversion(tmp_path):
     assert ok["artifact"]["name"] == "dotcom_tiny_xnnpack_q8.pte" and ok["artifact"]["quantization"] == "q8"
     assert ok["results"]["trimmed_mean_ms"] == 20.25 and ok["results"]["mean_ms"] == 21.5
     assert ok["results"]["load_ms"] == 35.0 and ok["results"]["peak_memory_bytes"] == int(40.5 * 2**20)
-    assert ok["results"]["latencies_ms"] == [] and "summary only" in ok["source"]
-    assert failed["status"] == "error" and "load_status 1" in failed["error"]
+    assert ok["results"]["latencies_ms"] == [] and ok["results"]["summary_only"] is True
+    assert "summary only" in ok["source"]
+    # Nothing the app did not measure is invented: no percentiles, min, max or stddev.
+    assert all(ok["results"][k] is None for k in ("p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "stddev_ms"))
+    assert ok["results"]["memory_scope"] == "increase"  # ram_pss_usage is PSS after minus PSS before loading
+    assert ok["protocol"]["clock"] == "System.nanoTime" and ok["protocol"]["iterations"] == 0
+    assert failed["status"] == "error" and "load_status 1" in failed["error"] and "35.0 ms" in failed["error"]
     for r in reports:
         validate_report(r)
+
+
+def test_null_statistics_need_summary_only():
+    """A report with samples must carry its statistics; only a summary-only one may leave them null."""
+    r = _report("dotcom_tiny_xnnpack_fp32.pte")
+    r["results"]["p90_ms"] = None
+    with pytest.raises(DotcomError, match="results"):
+        validate_report(r)
+    r["results"]["summary_only"] = True
+    validate_report(r)
+
+
+def test_minibench_row_renders_trimmed_mean_without_fake_spread(tmp_path):
+    from dotcom_mobile.bench.render import markdown_table, row, text_table
+
+    ok = convert_minibench(_minibench())[0]
+    cells = row(ok)
+    assert cells["p50 ms"] == "~20.25"  # the trimmed mean, marked approximate
+    assert cells["p90 ms"] == "-" and cells["spread"] == "-"
+    assert cells["load ms"] == "35.0" and cells["peak MB"] == "+40"
+    assert cells["GMAC/s"] == "-"  # no MACs known for a converted file
+    table = text_table([ok, _report("dotcom_tiny_xnnpack_fp32.pte")])
+    assert "~20.25" in table and "None" not in table
+    assert "None" not in markdown_table([ok])
 
 
 def test_minibench_bad_value_names_field(tmp_path):

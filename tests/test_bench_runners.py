@@ -105,6 +105,14 @@ def test_eager_and_onnxruntime_baselines_validate(pte, tmp_path, trained_tiny):
 
 
 def test_bench_command_writes_reports_and_table(pte, tmp_path, capsys, trained_tiny):
+    import numpy as np
+
+    from dotcom_mobile.bench.device import current_rss_bytes
+
+    # Ballast: 1.5 GB resident in this process. Each run happens in a fresh child process,
+    # so the reports' peak memory must not include it.
+    ballast = np.ones(1_500_000_000 // 8)
+    parent_rss = current_rss_bytes()
     out = tmp_path / "reports"
     code = cli_main(["bench", str(pte), "--threads", "1,2", "--warmup", "1", "--iters", "3", "--repeats", "1",
                      "--baseline", "eager", "--checkpoint", str(trained_tiny), "--out", str(out), "--quiet"])
@@ -113,7 +121,10 @@ def test_bench_command_writes_reports_and_table(pte, tmp_path, capsys, trained_t
     assert names == ["dotcom_tiny_eager_fp32__eager__t1.json", "dotcom_tiny_eager_fp32__eager__t2.json",
                      "dotcom_tiny_xnnpack_fp32__python__t1.json", "dotcom_tiny_xnnpack_fp32__python__t2.json"]
     for p in out.glob("*.json"):
-        validate_report(p)
+        res = validate_report(p)["results"]
+        assert res["memory_scope"] == "process"
+        assert 0 < res["memory_before_load_bytes"] < res["peak_memory_bytes"] < parent_rss - 1_000_000_000
+    del ballast
     table = capsys.readouterr().out
     assert "p50 ms" in table and "GMAC/s" in table and "dotcom_tiny_xnnpack_fp32.pte" in table and "100% 1p" in table
 

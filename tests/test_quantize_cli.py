@@ -99,11 +99,18 @@ def test_qat_without_train_folder(capsys, tmp_path, tiny_ckpt, images):
     assert not out.exists()
 
 
+def test_keep_fp32_needs_the_per_layer_analysis(capsys, tmp_path, tiny_ckpt, images):
+    code, err = _run(capsys, ["quantize", "--model", "dotcom_tiny", "--checkpoint", str(tiny_ckpt),
+                              "--calib", str(images), "--keep-fp32", "2", "--no-per-layer", "--out", str(tmp_path / "o")])
+    assert code == 1 and "per-layer" in _one_line_error(err)
+    assert not (tmp_path / "o").exists()
+
+
 def test_help_lists_every_option(capsys):
     assert main(["quantize", "--help"]) == 0
     text = capsys.readouterr().out
     for opt in ("--model", "--checkpoint", "--backend", "--calib", "--num-calib", "--out", "--dynamic",
-                "--keep-fp32", "--keep-fp32-modules", "--qat-epochs", "--train", "--val", "Examples"):
+                "--keep-fp32", "--keep-fp32-modules", "--qat-epochs", "--train", "--val", "--no-per-layer", "Examples"):
         assert opt in text
     assert main(["inspect", "activations", "--help"]) == 0
     assert "--images" in capsys.readouterr().out

@@ -118,6 +118,21 @@ Json probe_device(int threads) {
   return d;
 }
 
+int64_t current_rss_bytes() {
+  // Linux only (VmRSS); elsewhere unknown. Taken just before loading, it is the
+  // process's share before the program exists: peak minus this is the model's.
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      std::istringstream is(line.substr(6));
+      long long kb = 0;
+      if (is >> kb) return kb * 1024;
+    }
+  }
+  return -1;
+}
+
 int64_t peak_rss_bytes() {
   std::ifstream f("/proc/self/status");
   std::string line;

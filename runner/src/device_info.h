@@ -13,6 +13,8 @@ Json probe_device(int threads);
 
 // Peak resident set size of this process in bytes (VmHWM, else ru_maxrss), or -1.
 int64_t peak_rss_bytes();
+// Resident memory now (Linux VmRSS), -1 where unknown.
+int64_t current_rss_bytes();
 
 // "2026-01-31T12:34:56Z"
 std::string utc_now_iso8601();

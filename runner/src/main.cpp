@@ -272,6 +272,9 @@ Json make_report(const Cli& cli, const dotcom::FileFacts& facts, const dotcom::R
     results.set("max_ms", s.max_ms);
     results.set("stddev_ms", s.stddev_ms);
     results.set("peak_memory_bytes", r->peak_memory_bytes >= 0 ? Json(static_cast<long long>(r->peak_memory_bytes)) : Json());
+    results.set("memory_scope", "process");
+    if (r->memory_before_load_bytes >= 0)
+      results.set("memory_before_load_bytes", Json(static_cast<long long>(r->memory_before_load_bytes)));
     results.set("outputs_verified", r->outputs_verified ? Json(*r->outputs_verified) : Json());
     report.set("results", results);
   } else {

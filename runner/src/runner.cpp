@@ -201,6 +201,7 @@ FileFacts file_facts(const std::string& path) {
 RunResult run_benchmark(const RunOptions& opts) {
   RunResult result;
   g_phase = "loading";
+  result.memory_before_load_bytes = current_rss_bytes();
   const auto t_load = Clock::now();
 
   size_t file_size = 0;

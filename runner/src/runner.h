@@ -31,7 +31,8 @@ struct RunOptions {
 struct RunResult {
   double load_ms = 0, first_inference_ms = 0;
   std::vector<double> latencies_ms;
-  int64_t peak_memory_bytes = -1;
+  int64_t peak_memory_bytes = -1;         // this process's peak RSS (memory_scope "process")
+  int64_t memory_before_load_bytes = -1;  // RSS just before the program was loaded
   std::optional<bool> outputs_verified;
   std::string input_kind;  // as reported in protocol.input
   std::string backend_hint;  // "xnnpack" when the method uses XNNPACK, "portable" with no delegate
