@@ -107,6 +107,11 @@ def capture(model: torch.nn.Module, input_size: tuple[int, int, int]) -> torch.f
     return ep.module()
 
 
+def export_batch1(converted: torch.fx.GraphModule, input_size: Sequence[int]) -> torch.export.ExportedProgram:
+    """The converted module re-exported at batch 1 (non-strict): the program a ``.pt2`` holds and export lowers."""
+    return torch.export.export(converted, (torch.zeros(1, *input_size),), strict=False)
+
+
 def _calibrate(prepared: torch.fx.GraphModule, data: ImageSet, progress: bool) -> None:
     n = (len(data) + BATCH - 1) // BATCH
     with torch.no_grad():
@@ -396,8 +401,7 @@ def quantize_model(
 
     # -- the program the export command reads ----------------------------------------------
     t = time.perf_counter()
-    example = torch.zeros(1, *preprocess.input_size)
-    program = torch.export.export(quantized, (example,), strict=False)
+    program = export_batch1(quantized, preprocess.input_size)
     timings["export_int8_s"] = time.perf_counter() - t
 
     details = {

@@ -18,7 +18,7 @@ import torch
 
 from dotcom_mobile.model.deploy import to_deploy
 
-from .api import DEFAULT_KEEP_FP32, capture, ptq
+from .api import DEFAULT_KEEP_FP32, capture, export_batch1, ptq
 from .backends import make_quantizer
 from .data import ImageSet
 from .numerics import skip_filter
@@ -68,5 +68,4 @@ def quantized_program(
     inputs = _stack(calib)
     converted = quantize_module(model, inputs, backend=backend, keep_fp32_modules=keep_fp32_modules,
                                 progress=progress)
-    example = torch.zeros(1, *inputs.shape[1:])
-    return torch.export.export(converted, (example,), strict=False)
+    return export_batch1(converted, inputs.shape[1:])
