@@ -51,6 +51,16 @@ def test_xnnpack_quantizes_conv_and_linear_weights(toy_graph):
     assert numerics.sqnr_db(toy_graph(x), q(x)) > 15
 
 
+def test_xnnpack_dynamic_quantizes_linear_activations_at_run_time(toy_graph):
+    q = _quantize(toy_graph, make_quantizer("xnnpack", dynamic=True))
+    targets = [str(n.target) for n in q.graph.nodes if n.op == "call_function"]
+    assert any("choose_qparams" in t for t in targets)  # activation scale computed per call
+    linear = [n for n in q.graph.nodes if n.target == torch.ops.aten.linear.default]
+    assert linear and "dequantize_per_channel" in str(linear[0].args[1].target)  # int8 weight
+    x = torch.randn(2, 3, 16, 16)
+    assert numerics.sqnr_db(toy_graph(x), q(x)) > 15
+
+
 # Core ML's quantizer traces a pattern graph per conv/linear/act combination: slow.
 @pytest.mark.parametrize("backend", ["xnnpack", pytest.param("coreml", marks=pytest.mark.slow)])
 def test_skip_filter_keeps_modules_in_fp32(toy_graph, backend):
