@@ -36,7 +36,7 @@ from dotcom_mobile.model import DotcomError, PreprocessConfig, check_input_size,
 from dotcom_mobile.model.deploy import to_deploy
 
 from . import numerics
-from .backends import BACKENDS, check_backend, make_quantizer
+from .backends import BACKENDS, check_backend, finish_convert, make_quantizer
 from .data import ImageSet, load_image_folder, load_labelled, synthetic_inputs
 
 __all__ = ["QuantizeResult", "quantize_model", "load_quantized", "DEFAULT_KEEP_FP32", "META_FILE"]
@@ -120,12 +120,12 @@ def _calibrate(prepared: torch.fx.GraphModule, data: ImageSet, progress: bool) -
 
 
 def ptq(reference: torch.fx.GraphModule, quantizer, calib: ImageSet, progress: bool) -> torch.fx.GraphModule:
-    """prepare_pt2e -> calibrate -> convert_pt2e on a copy of ``reference``."""
+    """prepare_pt2e -> calibrate -> convert_pt2e (+ the backend's finish) on a copy of ``reference``."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     prepared = prepare_pt2e(copy.deepcopy(reference), quantizer)
     _calibrate(prepared, calib, progress)
-    return convert_pt2e(prepared)
+    return finish_convert(convert_pt2e(prepared), quantizer)
 
 
 def _train_loader(train_dir: Path, preprocess: PreprocessConfig, class_names: Sequence[str], batch_size: int):
@@ -191,7 +191,7 @@ def qat(
         history.append({"epoch": epoch, "loss": round(stats["loss"], 5), "lr": stats["lr"],
                         "frozen_observers": freeze})
     set_mode(prepared, False)
-    return convert_pt2e(prepared), history
+    return finish_convert(convert_pt2e(prepared), quantizer), history
 
 
 @torch.no_grad()

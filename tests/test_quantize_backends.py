@@ -125,3 +125,80 @@ def test_calibration_folder_errors(tmp_path):
     with pytest.raises(DotcomError, match="2 files, none a readable image"):
         load_image_folder(tmp_path, pre)
     assert synthetic_inputs(pre, 3).inputs.shape == (3, 3, 32, 32)
+
+
+class Stem(nn.Module):
+    """A DoTCoM stem (3x3/2 conv, BN, ReLU) then a 1x1 conv: trained-like BN statistics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        for bn in (self.a[1], self.b[1]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.2, 2)
+            bn.bias.data.uniform_(-1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x))
+
+
+def _xnnpack_ptq(snap: bool):
+    from dotcom_mobile.quantize import api
+    from dotcom_mobile.quantize.data import ImageSet
+
+    torch.manual_seed(0)
+    reference = api.capture(Stem().eval(), (3, 64, 64))
+    calib = ImageSet(torch.randn(16, 3, 64, 64))
+    quantizer = make_quantizer("xnnpack")
+    if snap:
+        return api.ptq(reference, quantizer, calib, False)
+    with pytest.MonkeyPatch.context() as mp:  # the flow without the backend's finishing step
+        mp.setattr(api, "finish_convert", lambda converted, quantizer: converted)
+        return api.ptq(reference, quantizer, calib, False)
+
+
+def _bias_steps(gm) -> list[torch.Tensor]:
+    """bias / (input_scale * weight_scale) of every static int8 conv: the int32 values XNNPACK stores."""
+    from dotcom_mobile.quantize.backends import _get_attr
+
+    steps = []
+    for n in gm.graph.nodes:
+        if n.target == torch.ops.aten.conv2d.default:
+            x, w, b = n.args[:3]
+            steps.append(_get_attr(gm, b.target) / (x.args[1] * _get_attr(gm, w.args[1].target)))
+    return steps
+
+
+def test_xnnpack_biases_sit_on_the_delegates_int32_grid():
+    steps = _bias_steps(_xnnpack_ptq(snap=True))
+    assert len(steps) == 2
+    for s in steps:  # integers, up to fp32 precision (|s| reaches 3e4 here)
+        assert ((s - s.round()).abs() <= 1e-6 * s.abs() + 1e-4).all(), s
+    raw = _bias_steps(_xnnpack_ptq(snap=False))
+    assert max((s - s.round()).abs().max() for s in raw) > 0.1  # convert_pt2e alone leaves them off-grid
+
+
+@pytest.mark.slow
+def test_snapped_eager_module_computes_what_the_pte_computes():
+    """The quantized eager module and its XNNPACK .pte agree element for element once the
+    biases are snapped; with convert_pt2e's float biases some int8 roundings flip."""
+    from dotcom_mobile.export.api import lower, run_program
+    from dotcom_mobile.export.targets import Options, resolve_targets
+    from dotcom_mobile.quantize.api import export_batch1
+
+    torch.manual_seed(1)
+    xs = [torch.randn(1, 3, 64, 64) for _ in range(8)]
+    differing = {}
+    for snap in (True, False):
+        ep = export_batch1(_xnnpack_ptq(snap), (3, 64, 64))
+        program, delegation = lower(ep, resolve_targets("xnnpack")[0], Options(quantized=True))
+        assert delegation["partitions"] == 1
+        buffer = program.buffer
+        with torch.no_grad():
+            eager = torch.cat([ep.module()(x) for x in xs])
+        pte = torch.cat([run_program(buffer, [x])[0] for x in xs])
+        differing[snap] = int((eager != pte).sum())
+    total = eager.numel()
+    assert differing[True] <= total // 100_000, differing  # fp32 summation order only
+    assert differing[False] > differing[True], differing
