@@ -82,7 +82,7 @@ def _say(msg: str, enabled: bool) -> None:
 
 
 def _fmt(e: dict) -> str:
-    s = f"SQNR {e['sqnr_db']:.1f} dB, agreement {100 * e['top1_agreement']:.1f}%"
+    s = f"SQNR {e['sqnr_db']:.1f} dB, {numerics.agreement_text(e)}"
     if "int8_top1" in e:
         s += f", top-1 fp32 {100 * e['fp32_top1']:.1f}% int8 {100 * e['int8_top1']:.1f}%"
     return s

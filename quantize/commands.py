@@ -60,6 +60,7 @@ def quantize(**kwargs) -> None:
     """
     from dotcom_mobile.model import DotcomError
 
+    from . import numerics
     from .api import quantize_model
 
     backend = kwargs.pop("backend")
@@ -69,7 +70,7 @@ def quantize(**kwargs) -> None:
     result = quantize_model(kwargs.pop("model_name"), backend=backend, **kwargs)
     r = result.report
     ev = r["evaluation"]
-    line = f"SQNR {ev['sqnr_db']:.1f} dB, top-1 agreement {100 * ev['top1_agreement']:.1f}%"
+    line = f"SQNR {ev['sqnr_db']:.1f} dB, {numerics.agreement_text(ev)}"
     if "int8_top1" in ev:
         line += f", top-1 fp32 {100 * ev['fp32_top1']:.1f}% -> int8 {100 * ev['int8_top1']:.1f}%"
     click.echo(f"{r['quantization_details']['method'].upper()} {r['model']} for {r['backend']}: {line}")

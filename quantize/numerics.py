@@ -56,11 +56,18 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
 
 
 def compare_outputs(ref: torch.Tensor, test: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
-    """Output SQNR, top-1 agreement and (with labels) accuracy of both."""
+    """Output SQNR, top-1 agreement and (with labels) accuracy of both.
+
+    ``fp32_top1_classes`` counts the distinct classes fp32 predicts. When it is 1 over
+    several images (an untrained model: its logits hardly depend on the input), the
+    agreement is all-or-nothing on one near-tie and says nothing about int8 quality;
+    :func:`agreement_text` then prints it as not meaningful.
+    """
     out = {
         "images": int(ref.shape[0]),
         "sqnr_db": round(sqnr_db(ref, test), 2),
         "top1_agreement": round(float((ref.argmax(1) == test.argmax(1)).float().mean()), 4),
+        "fp32_top1_classes": int(ref.argmax(1).unique().numel()),
         "max_abs_diff": float((ref - test).abs().max()),
     }
     if labels is not None:
@@ -69,6 +76,18 @@ def compare_outputs(ref: torch.Tensor, test: torch.Tensor, labels: torch.Tensor 
         out["int8_top1"] = round(topk_accuracy(test, labels, 1), 4)
         out["int8_top5"] = round(topk_accuracy(test, labels, 5), 4)
     return out
+
+
+def agreement_informative(e: dict) -> bool:
+    """Whether ``e['top1_agreement']`` measures anything (see :func:`compare_outputs`)."""
+    return e.get("images", 0) < 2 or e.get("fp32_top1_classes", 2) > 1
+
+
+def agreement_text(e: dict) -> str:
+    """``top-1 agreement 98.4%``, or why the figure is left out."""
+    if agreement_informative(e):
+        return f"top-1 agreement {100 * e['top1_agreement']:.1f}%"
+    return "top-1 agreement not meaningful (fp32 predicts one class for every image: untrained weights?)"
 
 
 # --- module paths ---------------------------------------------------------------------

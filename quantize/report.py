@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .numerics import agreement_informative
+
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
@@ -12,7 +14,8 @@ def _pct(x: float | None) -> str:
 def _eval_rows(label: str, e: dict[str, Any] | None) -> list[str]:
     if not e:
         return []
-    row = f"| {label} | {e['sqnr_db']:.2f} | {_pct(e['top1_agreement'])} |"
+    agreement = _pct(e["top1_agreement"]) if agreement_informative(e) else "n/a *"
+    row = f"| {label} | {e['sqnr_db']:.2f} | {agreement} |"
     if "fp32_top1" in e:
         row += f" {_pct(e['fp32_top1'])} | {_pct(e['int8_top1'])} | {_pct(e['fp32_top5'])} | {_pct(e['int8_top5'])} |"
     else:
@@ -72,6 +75,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "below 15 dB check the accuracy. Agreement: same top-1 class as fp32.",
         "",
     ]
+    if not agreement_informative(ev):
+        lines += ["\\* fp32 predicts the same class for every image (untrained weights?): agreement then hinges on",
+                  "one near-tie and is all or nothing, so it is not shown. The SQNR still measures int8 noise.", ""]
     if qat:
         lines += ["QAT fine-tunes the weights, so its SQNR and agreement measure how far the model moved from",
                   "the fp32 checkpoint, not quantization noise: judge QAT by accuracy. The per-layer tables",

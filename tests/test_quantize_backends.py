@@ -202,3 +202,20 @@ def test_snapped_eager_module_computes_what_the_pte_computes():
     total = eager.numel()
     assert differing[True] <= total // 100_000, differing  # fp32 summation order only
     assert differing[False] > differing[True], differing
+
+
+def test_agreement_is_not_reported_when_fp32_predicts_one_class():
+    """An untrained model's logits barely depend on the input: its top-1 agreement is all
+    or nothing on one near-tie (the demo printed 0.0% beside 45.7 dB), so it is left out."""
+    from dotcom_mobile.quantize.report import _eval_rows
+
+    torch.manual_seed(0)
+    flat = torch.tensor([1.0, 0.99999, 0.0]).repeat(8, 1) + 1e-7 * torch.randn(8, 3)
+    e = numerics.compare_outputs(flat, flat[:, [1, 0, 2]])
+    assert e["fp32_top1_classes"] == 1 and e["top1_agreement"] == 0.0
+    assert "not meaningful" in numerics.agreement_text(e)
+    assert "| n/a * |" in _eval_rows("PTQ", e)[0]
+    varied = torch.randn(8, 3)
+    e = numerics.compare_outputs(varied, varied)
+    assert numerics.agreement_text(e) == "top-1 agreement 100.0%"
+    assert "| 100.0% |" in _eval_rows("PTQ", e)[0]
