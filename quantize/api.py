@@ -5,6 +5,7 @@ The flow is the same for every backend; only the quantizer differs
 
     create_model -> to_deploy(backend) -> torch.export (strict) -> .module()
       -> prepare_pt2e | prepare_qat_pt2e -> calibrate | fine-tune -> convert_pt2e
+      -> the backend's finish (XNNPACK: biases onto the delegate's int32 grid)
       -> torch.export -> torch.export.save(<model>_<backend>_q8.pt2, extra_files=meta)
 
 The *deployment* form is quantized, not the training form: export lowers the
