@@ -10,9 +10,12 @@ Partitioners are built by factories so that importing this module imports no bac
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from dotcom_mobile.model.errors import DotcomError
 
@@ -76,6 +79,49 @@ def coreml_compile_specs(compute_unit: str = "ALL") -> list:
         compute_precision=ct.precision.FLOAT16,
         minimum_deployment_target=ct.target.iOS17,
     )
+
+
+# Where coremltools imports tqdm by name: the torch frontend's op loop and every MIL pass
+# pipeline (several per model, each its own bar).
+_COREMLTOOLS_BARS = (
+    ("coremltools.converters.mil.frontend.torch.ops", "_tqdm"),
+    ("coremltools.converters.mil.mil.passes.pass_pipeline", "tqdm"),
+)
+
+
+@contextlib.contextmanager
+def quiet_coremltools(enabled: bool = True) -> Iterator[None]:
+    """Silence coremltools' own progress bars while converting.
+
+    A Core ML lowering draws five or more tqdm bars of its own under export's progress
+    line, on every run and also when export was asked to be quiet. They are swapped for
+    disabled ones for the duration and restored after; a coremltools without these names
+    is left alone. ExecuTorch's Core ML backend also warns on every model that "specification
+    version 8 will not run on all versions of iOS": that is the iOS 17 minimum chosen on
+    purpose (and written in the manifest), so its logger is held at ERROR meanwhile.
+    """
+    import logging
+
+    patched: list[tuple[Any, str, Any]] = []
+    preprocess_log = logging.getLogger("executorch.backends.apple.coreml.compiler.coreml_preprocess")
+    level = preprocess_log.level
+    if enabled:
+        preprocess_log.setLevel(logging.ERROR)
+        for module_name, attr in _COREMLTOOLS_BARS:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            bar = getattr(module, attr, None)
+            if bar is not None:
+                patched.append((module, attr, bar))
+                setattr(module, attr, functools.partial(bar, disable=True))
+    try:
+        yield
+    finally:
+        preprocess_log.setLevel(level)
+        for module, attr, bar in patched:
+            setattr(module, attr, bar)
 
 
 def _coreml(opts: Options) -> list:

@@ -180,3 +180,25 @@ def test_mlpackage_spec(mlpackage, trained_tiny):
     ops = m["mlpackage"]["ops"]  # read from the saved spec: the whole network is in the ML program
     assert ops.get("conv", 0) >= 40 and ops.get("layer_norm", 0) >= 1 and "classify" in ops
     assert m["labels"] == torch.load(trained_tiny, weights_only=True)["class_names"]
+
+
+def test_coremltools_progress_bars_are_silenced_and_restored(capfd):
+    """coremltools draws its own tqdm bars (frontend ops, each MIL pass pipeline) under
+    export's progress line; export converts inside ``quiet_coremltools``."""
+    import coremltools as ct
+    import numpy as np
+
+    from dotcom_mobile.export.targets import quiet_coremltools
+
+    ep = torch.export.export(torch.nn.Linear(4, 2).eval(), (torch.zeros(1, 4),)).run_decompositions({})
+
+    def convert() -> str:
+        ct.convert(ep, inputs=[ct.TensorType(name="x", shape=(1, 4), dtype=np.float32)], convert_to="mlprogram",
+                   minimum_deployment_target=ct.target.iOS17, skip_model_load=True)
+        return capfd.readouterr().err
+
+    capfd.readouterr()
+    assert "Running MIL" in convert()  # the bars this is about, unpatched
+    with quiet_coremltools():
+        assert "Running MIL" not in convert() and "MIL Ops" not in convert()
+    assert "Running MIL" in convert()  # restored afterwards
