@@ -26,7 +26,7 @@ from dotcom_mobile.model import DotcomError, PreprocessConfig, check_input_size,
 from dotcom_mobile.model.deploy import to_deploy
 
 from .manifest import build_manifest, delegation_summary, manifest_path_for, sha256_path, write_manifest
-from .targets import COMPUTE_UNITS, Options, Target, compile_config, quiet_coremltools, resolve_targets
+from .targets import COMPUTE_UNITS, Options, Target, compile_config, resolve_targets
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = {"classify": ("logits",), "detect": ("box_regression", "class_logits"), "segment": ("mask_logits",)}
@@ -251,7 +251,7 @@ def lower(ep: Any, target: Target, opts: Options, *, etrecord: bool = False) -> 
     root, level = logging.getLogger(), logging.getLogger().level
     partitioners = target.partitioners(opts)
     root.setLevel(level)  # Vulkan's modules set the root logger to INFO on import: hundreds of lines
-    with quiet_coremltools(target.backend == "coreml"):
+    with target.quiet():
         edge = to_edge_transform_and_lower(
             ep, partitioner=partitioners,
             transform_passes=target.transform_passes() if target.transform_passes else None,
@@ -331,7 +331,7 @@ def _export_mlpackage(src: _Source, target: Target, opts: Options, stem: str, st
     outputs = _outputs(task, sample)
     if classify and src.program is None:
         outputs[0].update(name="probabilities", kind="probabilities")
-    with progress.stage("converting with coremltools"), quiet_coremltools():
+    with progress.stage("converting with coremltools"), target.quiet():
         mlmodel = ct.convert(
             ep, inputs=[ct.TensorType(name=INPUT_NAME, shape=tuple(x.shape), dtype=np.float32)],  # as the manifest
             outputs=[ct.TensorType(name=o["name"]) for o in outputs],

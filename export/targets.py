@@ -15,7 +15,7 @@ import functools
 import importlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from dotcom_mobile.model.errors import DotcomError
 
@@ -50,6 +50,7 @@ class Target:
     quantized_from: tuple[str, ...] = ()
     missing: Callable[[], str | None] = lambda: None
     compute_unit: bool = False  # whether compute_unit applies (Core ML)
+    quiet: Callable[[], ContextManager[None]] = contextlib.nullcontext  # wraps the backend's conversion
     slow: bool = False
     notes: str = field(default="", compare=False)
 
@@ -90,7 +91,7 @@ _COREMLTOOLS_BARS = (
 
 
 @contextlib.contextmanager
-def quiet_coremltools(enabled: bool = True) -> Iterator[None]:
+def quiet_coremltools() -> Iterator[None]:
     """Silence coremltools' own progress bars while converting.
 
     A Core ML lowering draws five or more tqdm bars of its own under export's progress
@@ -98,24 +99,25 @@ def quiet_coremltools(enabled: bool = True) -> Iterator[None]:
     disabled ones for the duration and restored after; a coremltools without these names
     is left alone. ExecuTorch's Core ML backend also warns on every model that "specification
     version 8 will not run on all versions of iOS": that is the iOS 17 minimum chosen on
-    purpose (and written in the manifest), so its logger is held at ERROR meanwhile.
+    purpose (and written in the manifest), so its logger is held at ERROR meanwhile. (That
+    logger sets its own level when its module is imported, during lowering, which is why
+    ``export.api._quiet_logs`` silencing "executorch" beforehand does not reach it.)
     """
     import logging
 
     patched: list[tuple[Any, str, Any]] = []
     preprocess_log = logging.getLogger("executorch.backends.apple.coreml.compiler.coreml_preprocess")
     level = preprocess_log.level
-    if enabled:
-        preprocess_log.setLevel(logging.ERROR)
-        for module_name, attr in _COREMLTOOLS_BARS:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                continue
-            bar = getattr(module, attr, None)
-            if bar is not None:
-                patched.append((module, attr, bar))
-                setattr(module, attr, functools.partial(bar, disable=True))
+    preprocess_log.setLevel(logging.ERROR)
+    for module_name, attr in _COREMLTOOLS_BARS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        bar = getattr(module, attr, None)
+        if bar is not None:
+            patched.append((module, attr, bar))
+            setattr(module, attr, functools.partial(bar, disable=True))
     try:
         yield
     finally:
@@ -172,12 +174,12 @@ TARGETS: dict[str, Target] = {
         Target("xnnpack", "xnnpack", "pte", _xnnpack, _xnnpack_passes, quantized_from=("xnnpack",),
                notes="CPU (Android, iOS, desktop); fp32, or int8 from an XNNPACK-quantized .pt2"),
         Target("coreml", "coreml", "pte", _coreml, precision=lambda o: "q8" if o.quantized else "fp16",
-               quantized_from=("coreml",), compute_unit=True, slow=True,
+               quantized_from=("coreml",), compute_unit=True, quiet=quiet_coremltools, slow=True,
                notes="Core ML delegate inside a .pte (iOS/macOS); fp16, iOS 17"),
         Target("vulkan", "vulkan", "pte", _vulkan, precision=lambda o: "fp16" if o.fp16 else "fp32", slow=True,
                notes="Android GPU; fp32 or --fp16"),
         Target("mlpackage", "mlpackage", "mlpackage", precision=lambda o: "q8" if o.quantized else "fp16",
-               quantized_from=("coreml",), compute_unit=True, slow=True,
+               quantized_from=("coreml",), compute_unit=True, quiet=quiet_coremltools, slow=True,
                notes="standalone Core ML ML program (.mlpackage); fp16, iOS 17"),
         Target("qnn", "qnn", "pte", _qnn, precision=lambda o: "q8" if o.quantized else "fp16",
                quantized_from=("qnn",), missing=_qnn_missing, slow=True,
