@@ -6,6 +6,7 @@
 * :mod:`.evaluation` - accuracy of checkpoints and exported ``.pte`` files (one JSON row each).
 * :mod:`.data` - ImageFolder checks, transforms and loaders.
 * :mod:`.synthetic` - a small generated dataset for tests and demos.
+* :mod:`.digits` - a small real dataset (scikit-learn's digit scans) as an ImageFolder.
 
 Nothing is imported here, so ``dotcom-mobile --help`` stays fast.
 """
