@@ -60,7 +60,10 @@ class Attention(nn.Module):
         q = self._heads(qkv[:, :, :inner], b, n)
         k = self._heads(qkv[:, :, inner: 2 * inner], b, n)
         v = self._heads(qkv[:, :, 2 * inner:], b, n)
-        attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * self.scale, dim=-1)
+        scores = torch.bmm(q, k.transpose(1, 2))
+        if self.scale != 1.0:  # 1.0 once the deployment form has folded it into qkv's q rows
+            scores = scores * self.scale
+        attn = torch.softmax(scores, dim=-1)
         out = torch.bmm(attn, v)
         out = out.reshape(b, self.heads, n, self.head_dim).permute(0, 2, 1, 3).reshape(b, n, inner)
         return self.proj(out)
@@ -147,10 +150,18 @@ class DoTBlock(nn.Module):
         self.conv_out = ConvNormAct(dim, channels, 1)
         self.co_bias2: nn.Module = CoBias(channels + dim) if co_bias else nn.Identity()
         self.conv_fuse = ConvNormAct(channels + dim, channels, 1)
+        # Set by the deployment form (model.deploy.split_fuse): the fuse conv as one conv per branch.
+        self.fuse_split: nn.Module | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         local = self.conv_in(self.conv_dw(x))
         tokens = self.transformer(unfold_patches(self.co_bias1(local), self.patch_size))
         glob = self.conv_out(fold_patches(tokens, b, h, w, self.patch_size))
-        return self.conv_fuse(self.co_bias2(torch.cat([glob, local], dim=1))) + x
+        return self.fuse(glob, local) + x
+
+    def fuse(self, glob: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+        """``conv_fuse(co_bias2(cat[glob, local]))``, or its split deployment form."""
+        if self.fuse_split is not None:
+            return self.fuse_split(glob, local)
+        return self.conv_fuse(self.co_bias2(torch.cat([glob, local], dim=1)))
