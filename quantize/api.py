@@ -3,7 +3,7 @@
 The flow is the same for every backend; only the quantizer differs
 (:mod:`dotcom_mobile.quantize.backends`)::
 
-    create_model -> to_deploy(backend) -> torch.export (strict) -> .module()
+    create_model -> to_deploy(backend) -> torch.export (non-strict, model.tracing) -> .module()
       -> prepare_pt2e | prepare_qat_pt2e -> calibrate | fine-tune -> convert_pt2e
       -> the backend's finish (XNNPACK: biases onto the delegate's int32 grid)
       -> torch.export -> torch.export.save(<model>_<backend>_q8.pt2, extra_files=meta)
@@ -19,7 +19,6 @@ written until everything has succeeded: the files go to a temporary folder insid
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -37,24 +36,16 @@ from dotcom_mobile.model import DotcomError, PreprocessConfig, check_input_size,
 from dotcom_mobile.model.deploy import to_deploy
 
 from . import numerics
-from .backends import BACKENDS, check_backend, finish_convert, make_quantizer
-from .data import ImageSet, load_image_folder, load_labelled, synthetic_inputs
+from .backends import BACKENDS, check_backend, make_quantizer
+from .data import ImageSet, load_image_folder, load_labelled, load_train_folder, synthetic_inputs
+from .recipes import BATCH, DEFAULT_KEEP_FP32, capture, export_batch1, ptq, qat
 
 __all__ = ["QuantizeResult", "quantize_model", "load_quantized", "DEFAULT_KEEP_FP32", "META_FILE"]
 
 META_FILE = "dotcom_meta.json"
 REPORT_JSON = "quant_report.json"
 REPORT_MD = "quant_report.md"
-# Module types each backend keeps in fp32 by default. The LayerNorm rewrite of the
-# XNNPACK deployment form computes a variance and its rsqrt: through int8, a variance
-# near zero is rounded to a handful of levels and rsqrt amplifies the error. On the
-# trained shapes DoTCoM-Tiny (64x64, 64 calibration images) it costs nothing either way
-# (24.6 dB kept in fp32, 24.8 dB in int8; top-1 97.7% both), but real images give
-# LayerNorm a far wider variance range, so fp32 is the safe default. The ops stay
-# delegated to XNNPACK in fp32 (linear, sub, mul, rsqrt have fp32 kernels).
-DEFAULT_KEEP_FP32: dict[str, tuple[str, ...]] = {"xnnpack": ("LinearLayerNorm",), "coreml": ()}
 PER_LAYER_IMAGES = 8  # images through the numeric debugger (it logs every node)
-BATCH = 16
 
 
 @dataclass
@@ -69,130 +60,13 @@ class QuantizeResult:
 
 # --- helpers --------------------------------------------------------------------------
 
-def _progress(items, enabled: bool, desc: str, total: int | None = None):
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, total=total, unit="batch", leave=False, dynamic_ncols=True)
-
-
 def _say(msg: str, enabled: bool) -> None:
     if enabled:
         click.echo(msg, err=True)
 
 
-def _fmt(e: dict) -> str:
-    s = f"SQNR {e['sqnr_db']:.1f} dB, {numerics.agreement_text(e)}"
-    if "int8_top1" in e:
-        s += f", top-1 fp32 {100 * e['fp32_top1']:.1f}% int8 {100 * e['int8_top1']:.1f}%"
-    return s
-
-
 def _warn(msg: str) -> None:
     click.secho(f"WARNING: {msg}", fg="yellow", bold=True, err=True)
-
-
-def capture(model: torch.nn.Module, input_size: tuple[int, int, int]) -> torch.fx.GraphModule:
-    """Strict ``torch.export`` of the deployment form, batch dimension dynamic.
-
-    A dynamic batch lets calibration, evaluation and QAT run batched; the saved
-    program is re-exported at batch 1, the shape the apps use.
-    """
-    example = torch.randn(2, *input_size)
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    try:
-        ep = torch.export.export(model, (example,), dynamic_shapes=({0: batch},), strict=True)
-    except Exception:  # some graphs specialise the batch; fall back to a static one
-        ep = torch.export.export(model, (example[:1],), strict=True)
-    return ep.module()
-
-
-def export_batch1(converted: torch.fx.GraphModule, input_size: Sequence[int]) -> torch.export.ExportedProgram:
-    """The converted module re-exported at batch 1 (non-strict): the program a ``.pt2`` holds and export lowers."""
-    return torch.export.export(converted, (torch.zeros(1, *input_size),), strict=False)
-
-
-def _calibrate(prepared: torch.fx.GraphModule, data: ImageSet, progress: bool) -> None:
-    n = (len(data) + BATCH - 1) // BATCH
-    with torch.no_grad():
-        for x in _progress(data.batches(BATCH), progress, "calibrating", n):
-            prepared(x)
-
-
-def ptq(reference: torch.fx.GraphModule, quantizer, calib: ImageSet, progress: bool) -> torch.fx.GraphModule:
-    """prepare_pt2e -> calibrate -> convert_pt2e (+ the backend's finish) on a copy of ``reference``."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    prepared = prepare_pt2e(copy.deepcopy(reference), quantizer)
-    _calibrate(prepared, calib, progress)
-    return finish_convert(convert_pt2e(prepared), quantizer)
-
-
-def _train_loader(train_dir: Path, preprocess: PreprocessConfig, class_names: Sequence[str], batch_size: int):
-    from torchvision import datasets
-    from torchvision.transforms import v2 as T
-
-    from dotcom_mobile.model import load_image
-
-    tf = T.Compose([T.RandomHorizontalFlip(), preprocess.transform()])
-    if not train_dir.is_dir():
-        raise DotcomError(f"--train {train_dir}: not a directory")
-    try:
-        ds = datasets.ImageFolder(str(train_dir), transform=tf, loader=load_image)
-    except (FileNotFoundError, OSError) as e:
-        raise DotcomError(f"--train {train_dir}: {e} (expected {train_dir}/<class>/<image>)") from None
-    index = {c: i for i, c in enumerate(class_names)}
-    unknown = [c for c in ds.classes if c not in index]
-    if unknown:
-        raise DotcomError(f"{train_dir}: class folder(s) {', '.join(unknown[:5])} are not classes of the model")
-    ds.target_transform = lambda t: index[ds.classes[t]]
-    if len(ds) < 2:
-        raise DotcomError(f"{train_dir}: QAT needs at least 2 training images")
-    return torch.utils.data.DataLoader(ds, batch_size=min(batch_size, len(ds)), shuffle=True, drop_last=True,
-                                       generator=torch.Generator().manual_seed(0))
-
-
-def qat(
-    reference: torch.fx.GraphModule,
-    quantizer,
-    loader,
-    epochs: int,
-    init: ImageSet,
-    progress: bool,
-    lr: float = 1e-4,
-) -> tuple[torch.fx.GraphModule, list[dict]]:
-    """prepare_qat_pt2e -> a short fine-tune -> convert_pt2e.
-
-    Observers start from a calibration pass (so the first steps do not train against
-    arbitrary ranges); for the last epoch observers and BatchNorm statistics are
-    frozen, so the converted model uses the ranges the weights were tuned for.
-    """
-    from torchao.quantization.pt2e import disable_observer
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
-
-    from dotcom_mobile.train.loop import set_mode, train_one_epoch
-
-    prepared = prepare_qat_pt2e(copy.deepcopy(reference), quantizer)
-    set_mode(prepared, False)
-    _calibrate(prepared, init, progress)
-    params = [p for p in prepared.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    steps = max(1, epochs * len(loader))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=lr * 0.01)
-    history = []
-    for epoch in range(epochs):
-        freeze = epochs > 1 and epoch == epochs - 1
-        if freeze:
-            prepared.apply(disable_observer)
-        # Frozen epoch: BatchNorm in eval (running statistics) while the weights train.
-        mode = (lambda m, train: set_mode(m, False)) if freeze else None
-        stats = train_one_epoch(prepared, loader, optimizer, loss_fn=torch.nn.functional.cross_entropy,
-                                scheduler=scheduler, epoch=epoch, progress=progress, set_mode=mode)
-        history.append({"epoch": epoch, "loss": round(stats["loss"], 5), "lr": stats["lr"],
-                        "frozen_observers": freeze})
-    set_mode(prepared, False)
-    return finish_convert(convert_pt2e(prepared), quantizer), history
 
 
 @torch.no_grad()
@@ -334,7 +208,7 @@ def quantize_model(
             "images and accuracy can drop badly; pass --calib DIR with a few hundred representative images."
         )
     val_set = load_labelled(val_dir, preprocess, meta["class_names"]) if val_dir is not None else None
-    loader = _train_loader(Path(train_dir), preprocess, meta["class_names"], 32) if qat_epochs else None
+    loader = load_train_folder(Path(train_dir), preprocess, meta["class_names"], 32) if qat_epochs else None
     for w in warnings:
         _warn(w)
     eval_set = val_set if val_set is not None else calib_set
@@ -365,7 +239,7 @@ def quantize_model(
     quantized = ptq(reference, quantizer(()), calib_set, progress)
     timings["ptq_s"] = time.perf_counter() - t
     ptq_eval = _evaluate(ref_logits, quantized, eval_set)
-    _say(f"PTQ int8: {_fmt(ptq_eval)}", progress)
+    _say(f"PTQ int8: {numerics.summary_line(ptq_eval)}", progress)
     t = time.perf_counter()
     layers = _layer_analysis(reference, quantized, eval_set) if per_layer else []
     timings["per_layer_s"] = time.perf_counter() - t
@@ -378,7 +252,7 @@ def quantize_model(
         kept_layers = [s.layer for s in numerics.most_sensitive(candidates, keep_fp32)] if keep_fp32 else []
         quantized = ptq(reference, quantizer(patterns, kept_layers), calib_set, progress)
         after = _evaluate(ref_logits, quantized, eval_set)
-        _say(f"PTQ mixed precision ({len(kept_layers)} layers + {len(user_patterns)} patterns fp32): {_fmt(after)}",
+        _say(f"PTQ mixed precision ({len(kept_layers)} layers + {len(user_patterns)} patterns fp32): {numerics.summary_line(after)}",
              progress)
         mixed = {"keep_fp32": keep_fp32, "keep_fp32_modules": list(user_patterns), "kept_layers": kept_layers,
                  "before": ptq_eval, "after": after}
@@ -391,7 +265,7 @@ def quantize_model(
         quantized, history = qat(reference, quantizer(patterns, kept_layers, is_qat=True), loader, qat_epochs, calib_set, progress)
         timings["qat_s"] = time.perf_counter() - t
         qat_eval = _evaluate(ref_logits, quantized, eval_set)
-        _say(f"QAT int8: {_fmt(qat_eval)}", progress)
+        _say(f"QAT int8: {numerics.summary_line(qat_eval)}", progress)
         qat_info = {"epochs": qat_epochs, "train": str(train_dir), "images": len(loader.dataset),
                     "history": history, "ptq": ptq_eval, "qat": qat_eval}
         final_eval = qat_eval

@@ -19,6 +19,7 @@ phone's, not an idealised one.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -40,14 +41,22 @@ class BackendSpec:
     per_channel: bool = True
     supports_dynamic: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # Compute ops (aten names) the delegate runs in int8 when their inputs and outputs
+    # are quantized; any other op runs in fp32 between conversions. None: not known here.
+    int8_kernels: frozenset[str] | None = None
 
 
 BACKENDS: dict[str, BackendSpec] = {
     "xnnpack": BackendSpec(
         "xnnpack",
-        "executorch.backends.xnnpack.quantizer.xnnpack_quantizer.XNNPACKQuantizer",
-        "int8 symmetric: per-channel weights, per-tensor activations (histogram observer), int32 biases",
+        "dotcom_mobile.quantize.backends.DotcomXNNPACKQuantizer (ExecuTorch's XNNPACKQuantizer + int8 SiLU)",
+        "int8 symmetric: per-channel weights, per-tensor activations (histogram observer), int32 biases; "
+        "SiLU as int8 sigmoid (scale 1/256) and int8 mul",
         supports_dynamic=True,
+        # ExecuTorch 1.5's XNNPACK partitioner configs with STATIC_QUANT, plus sigmoid (see
+        # export.targets.xnnpack_partitioner_configs). bmm, softmax, rsqrt: fp32 only.
+        int8_kernels=frozenset({"conv2d", "linear", "add", "sub", "mul", "cat", "mean", "relu", "sigmoid",
+                                "hardtanh", "clamp", "max_pool2d", "elu", "adaptive_avg_pool2d"}),
     ),
     "coreml": BackendSpec(
         "coreml",
@@ -80,15 +89,66 @@ def _keep(skip: SkipFn | None) -> Callable[[Node], bool]:
     return (lambda n: True) if skip is None else (lambda n: not skip(n))
 
 
-def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None):
-    """ExecuTorch's XNNPACKQuantizer: static (or dynamic-linear) int8, per-channel weights."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
+# XNNPACK's int8 sigmoid has one output encoding: scale 1/256, zero point -128, so that
+# [0, 1) spans the whole int8 range (XNNPACK rejects any other for a qs8 sigmoid).
+SIGMOID_SCALE, SIGMOID_ZERO_POINT = 1.0 / 256.0, -128
+
+
+@functools.lru_cache(maxsize=None)
+def _xnnpack_quantizer_class():
+    """XNNPACKQuantizer plus the int8 annotations the stock one leaves out (built lazily: no import at load)."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+    from torchao.quantization.pt2e.quantizer import (
+        FixedQParamsQuantizationSpec,
+        QuantizationAnnotation,
+        SharedQuantizationSpec,
     )
 
+    class DotcomXNNPACKQuantizer(XNNPACKQuantizer):
+        """ExecuTorch's XNNPACK quantizer, with SiLU (``x * sigmoid(x)``) in int8 too.
+
+        XNNPACK has int8 kernels for sigmoid and mul, but the stock quantizer annotates
+        neither a sigmoid nor the mul of a SiLU by its sigmoid, so each SiLU of DoTCoM
+        (63 in Tiny) stayed an fp32 island: dequantize, sigmoid, mul, quantize. Here the
+        sigmoid gets XNNPACK's fixed output encoding and the mul reads the sigmoid's
+        encoding as is (shared, no requantize between them), before the stock patterns
+        run; nodes the filter keeps in fp32 are left alone.
+        """
+
+        def annotate(self, model: GraphModule) -> GraphModule:
+            config = self.global_config
+            if config is not None and config.input_activation is not None \
+                    and not config.input_activation.is_dynamic:
+                self._annotate_silu(model, config)
+            return super().annotate(model)
+
+        def _annotate_silu(self, model: GraphModule, config: Any) -> None:
+            act_in, act_out = config.input_activation, config.output_activation
+            fixed = FixedQParamsQuantizationSpec(
+                dtype=torch.int8, scale=SIGMOID_SCALE, zero_point=SIGMOID_ZERO_POINT, quant_min=-128,
+                quant_max=127, qscheme=torch.per_tensor_affine)
+            keep = self.filter_fn or (lambda n: True)
+            for sig in model.graph.nodes:
+                if sig.op != "call_function" or sig.target != torch.ops.aten.sigmoid.default or not keep(sig):
+                    continue
+                x = sig.args[0]
+                sig.meta["quantization_annotation"] = QuantizationAnnotation(
+                    input_qspec_map={x: act_in}, output_qspec=fixed, _annotated=True)
+                for mul in sig.users:  # x * sigmoid(x): the SiLU
+                    if mul.target == torch.ops.aten.mul.Tensor and set(mul.args) == {x, sig} and keep(mul):
+                        mul.meta["quantization_annotation"] = QuantizationAnnotation(
+                            input_qspec_map={x: act_in, sig: SharedQuantizationSpec(sig)},
+                            output_qspec=act_out, _annotated=True)
+
+    return DotcomXNNPACKQuantizer
+
+
+def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None):
+    """XNNPACK int8 (static or dynamic-linear), per-channel weights, SiLU in int8 (see the class)."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
+
     config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat, is_dynamic=dynamic)
-    quantizer = XNNPACKQuantizer().set_global(config)
+    quantizer = _xnnpack_quantizer_class()().set_global(config)
     if skip is not None:
         quantizer.set_filter_function(_keep(skip))
     return quantizer

@@ -70,10 +70,8 @@ def quantize(**kwargs) -> None:
     result = quantize_model(kwargs.pop("model_name"), backend=backend, **kwargs)
     r = result.report
     ev = r["evaluation"]
-    line = f"SQNR {ev['sqnr_db']:.1f} dB, {numerics.agreement_text(ev)}"
-    if "int8_top1" in ev:
-        line += f", top-1 fp32 {100 * ev['fp32_top1']:.1f}% -> int8 {100 * ev['int8_top1']:.1f}%"
-    click.echo(f"{r['quantization_details']['method'].upper()} {r['model']} for {r['backend']}: {line}")
+    click.echo(f"{r['quantization_details']['method'].upper()} {r['model']} for {r['backend']}: "
+               f"{numerics.summary_line(ev)}")
     worst = r["per_layer"]["largest_drop"][:3] if r["per_layer"] else []
     if worst:
         click.echo("Layers losing the most SQNR: " + ", ".join(f"{w['layer']} ({w['drop_db']:.1f} dB)" for w in worst))

@@ -121,3 +121,27 @@ def synthetic_inputs(preprocess: PreprocessConfig, n: int, seed: int = 0) -> Ima
     mean = torch.tensor(preprocess.mean).view(1, 3, 1, 1)
     std = torch.tensor(preprocess.std).view(1, 3, 1, 1)
     return ImageSet((pixels - mean) / std, None, "synthetic", 0, [])
+
+
+def load_train_folder(train_dir: Path, preprocess: PreprocessConfig, class_names: Sequence[str],
+                      batch_size: int = 32) -> torch.utils.data.DataLoader:
+    """A shuffled (seeded), flip-augmented loader over an ImageFolder for QAT, classes mapped to the model's."""
+    from torchvision import datasets
+    from torchvision.transforms import v2 as T
+
+    tf = T.Compose([T.RandomHorizontalFlip(), preprocess.transform()])
+    if not train_dir.is_dir():
+        raise DotcomError(f"--train {train_dir}: not a directory")
+    try:
+        ds = datasets.ImageFolder(str(train_dir), transform=tf, loader=load_image)
+    except (FileNotFoundError, OSError) as e:
+        raise DotcomError(f"--train {train_dir}: {e} (expected {train_dir}/<class>/<image>)") from None
+    index = {c: i for i, c in enumerate(class_names)}
+    unknown = [c for c in ds.classes if c not in index]
+    if unknown:
+        raise DotcomError(f"{train_dir}: class folder(s) {', '.join(unknown[:5])} are not classes of the model")
+    ds.target_transform = lambda t: index[ds.classes[t]]
+    if len(ds) < 2:
+        raise DotcomError(f"{train_dir}: QAT needs at least 2 training images")
+    return torch.utils.data.DataLoader(ds, batch_size=min(batch_size, len(ds)), shuffle=True, drop_last=True,
+                                       generator=torch.Generator().manual_seed(0))

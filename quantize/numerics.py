@@ -90,6 +90,14 @@ def agreement_text(e: dict) -> str:
     return "top-1 agreement not meaningful (fp32 predicts one class for every image: untrained weights?)"
 
 
+def summary_line(e: dict) -> str:
+    """``SQNR 31.2 dB, top-1 agreement 99.2%, top-1 fp32 97.7% -> int8 97.5%``: one evaluation, one line."""
+    s = f"SQNR {e['sqnr_db']:.1f} dB, {agreement_text(e)}"
+    if "int8_top1" in e:
+        s += f", top-1 fp32 {100 * e['fp32_top1']:.1f}% -> int8 {100 * e['int8_top1']:.1f}%"
+    return s
+
+
 # --- module paths ---------------------------------------------------------------------
 
 def _normalize(path: str) -> str:
@@ -276,3 +284,78 @@ def most_sensitive(stats: Iterable[LayerStat], n: int) -> list[LayerStat]:
 def worst_by_sqnr(stats: Iterable[LayerStat], n: int = 10) -> list[LayerStat]:
     """The ``n`` layers with the lowest (cumulative) output SQNR."""
     return sorted(stats, key=lambda s: s.sqnr_out_db)[:n]
+
+
+# --- which ops of a quantized program run in int8 ------------------------------------
+
+# Ops that only move or re-view data: they carry their input's encoding through.
+_LAYOUT_OPS = frozenset({"view", "reshape", "_unsafe_view", "permute", "transpose", "slice", "flatten", "clone",
+                         "contiguous", "expand", "unsqueeze", "squeeze", "alias", "t", "view_copy", "permute_copy",
+                         "slice_copy", "unsqueeze_copy", "squeeze_copy", "expand_copy", "_to_copy",
+                         "_clone_dim_order", "_to_dim_order_copy", "getitem"})
+# Inputs of these are weights and biases, not activations (their int8-ness is the weight's dq).
+_ACTIVATION_ARGS = {"conv2d": (0,), "convolution": (0,), "linear": (0,), "addmm": (1,), "mm": (0,)}
+
+
+def _op_name(node: Node) -> str:
+    target = node.target
+    name = getattr(target, "__name__", str(target))
+    return name.split(".")[0]
+
+
+def _qd(node: Node) -> str | None:
+    """``'q'`` or ``'dq'`` for quantized_decomposed quantize/dequantize nodes, else None."""
+    if node.op != "call_function":
+        return None
+    name = str(node.target)
+    if "quantized_decomposed" not in name or "quantize_per" not in name:
+        return None
+    return "dq" if "dequantize" in name else "q"
+
+
+def precision_summary(graph: torch.fx.Graph, int8_kernels: frozenset[str] | None = None) -> dict:
+    """Quantize/dequantize node counts and which compute ops run in int8 or fp32.
+
+    A compute op runs in int8 when every activation it reads comes from a dequantize
+    and everything it produces goes straight into a quantize (layout ops such as
+    reshape or permute in between carry the encoding through), so a delegate fuses the
+    q/dq pairs away into int8 tensors; otherwise it computes in fp32 between explicit
+    conversions (an "fp32 island"). Weights (a conv's or linear's second argument) are
+    not activations. ``int8_kernels`` names the ops the backend has int8 kernels for
+    (:attr:`~.backends.BackendSpec.int8_kernels`): an op outside it counts as fp32 even
+    with quantized inputs and outputs, since the delegate converts around it. This is
+    what the export manifest records for a quantized program.
+    """
+    nodes = [n for n in graph.nodes if n.op == "call_function"]
+    counts = {"quantize_nodes": sum(_qd(n) == "q" for n in nodes),
+              "dequantize_nodes": sum(_qd(n) == "dq" for n in nodes)}
+
+    def quantized_source(n: Node) -> bool:
+        while n.op == "call_function" and _op_name(n) in _LAYOUT_OPS and n.all_input_nodes:
+            n = n.all_input_nodes[0]
+        return _qd(n) == "dq"
+
+    def quantized_sink(n: Node) -> bool:
+        users = list(n.users)
+        if not users:
+            return False
+        return all(_qd(u) == "q" or (_op_name(u) in _LAYOUT_OPS and quantized_sink(u)) for u in users)
+
+    int8: dict[str, int] = {}
+    fp32: dict[str, int] = {}
+    for n in nodes:
+        name = _op_name(n)
+        if _qd(n) is not None or name in _LAYOUT_OPS or n.meta.get("val") is None:
+            continue
+        positions = _ACTIVATION_ARGS.get(name)
+        args = [a for i, a in enumerate(n.args) if positions is None or i in positions]
+        flat = [x for a in args for x in (a if isinstance(a, (list, tuple)) else (a,))]
+        acts = [a for a in flat if isinstance(a, Node) and a.op == "call_function"
+                and isinstance(a.meta.get("val"), torch.Tensor) and a.meta["val"].is_floating_point()]
+        is_int8 = (bool(acts) and all(quantized_source(a) for a in acts) and quantized_sink(n)
+                   and (int8_kernels is None or name in int8_kernels))
+        table = int8 if is_int8 else fp32
+        table[name] = table.get(name, 0) + 1
+    counts["int8_ops"] = dict(sorted(int8.items()))
+    counts["fp32_ops"] = dict(sorted(fp32.items()))
+    return counts

@@ -144,18 +144,18 @@ class Stem(nn.Module):
 
 
 def _xnnpack_ptq(snap: bool):
-    from dotcom_mobile.quantize import api
+    from dotcom_mobile.quantize import recipes
     from dotcom_mobile.quantize.data import ImageSet
 
     torch.manual_seed(0)
-    reference = api.capture(Stem().eval(), (3, 64, 64))
+    reference = recipes.capture(Stem().eval(), (3, 64, 64))
     calib = ImageSet(torch.randn(16, 3, 64, 64))
     quantizer = make_quantizer("xnnpack")
     if snap:
-        return api.ptq(reference, quantizer, calib, False)
+        return recipes.ptq(reference, quantizer, calib, False)
     with pytest.MonkeyPatch.context() as mp:  # the flow without the backend's finishing step
-        mp.setattr(api, "finish_convert", lambda converted, quantizer: converted)
-        return api.ptq(reference, quantizer, calib, False)
+        mp.setattr(recipes, "finish_convert", lambda converted, quantizer: converted)
+        return recipes.ptq(reference, quantizer, calib, False)
 
 
 def _bias_steps(gm) -> list[torch.Tensor]:
@@ -185,7 +185,7 @@ def test_snapped_eager_module_computes_what_the_pte_computes():
     biases are snapped; with convert_pt2e's float biases some int8 roundings flip."""
     from dotcom_mobile.export.api import lower, run_program
     from dotcom_mobile.export.targets import Options, resolve_targets
-    from dotcom_mobile.quantize.api import export_batch1
+    from dotcom_mobile.quantize.recipes import export_batch1
 
     torch.manual_seed(1)
     xs = [torch.randn(1, 3, 64, 64) for _ in range(8)]
