@@ -1,6 +1,6 @@
 """``export_model``: one lowering path for every ExecuTorch target, plus the .mlpackage.
 
-``torch.export.export(strict=True)`` -> ``to_edge_transform_and_lower(partitioner=...)``
+``torch.export.export`` -> ``to_edge_transform_and_lower(partitioner=...)``
 -> ``to_executorch()``; what differs per backend lives in :mod:`.targets`. Every file
 is produced under a temporary name in the output folder and renamed into place only
 once all of an artifact's files are complete, so a failed or interrupted export
@@ -24,6 +24,7 @@ import torch
 
 from dotcom_mobile.model import DotcomError, PreprocessConfig, check_input_size, create_model
 from dotcom_mobile.model.deploy import to_deploy
+from dotcom_mobile.model.tracing import export_deploy, lean_provenance
 
 from .manifest import build_manifest, delegation_summary, manifest_path_for, sha256_path, write_manifest
 from .targets import COMPUTE_UNITS, Options, Target, compile_config, resolve_targets
@@ -82,8 +83,13 @@ def _load_source(model_name: str | None, checkpoint: Any, quantized: Any, task: 
         size = int(ep.example_inputs[0][0].shape[-1]) if ep.example_inputs else meta["preprocess"].input_size[-1]
         if input_size is not None and input_size != size:
             raise DotcomError(f"{quantized} was exported at {size}x{size}; quantize again with --input-size {input_size}")
-        details = meta.get("quantization_details") or {}
-        return _Source(meta, size, program=ep, details={"quantizer_backend": meta.get("backend"), **details},
+        from dotcom_mobile.quantize.backends import BACKENDS
+        from dotcom_mobile.quantize.numerics import precision_summary
+
+        spec = BACKENDS.get(meta.get("backend", ""))
+        details = {"quantizer_backend": meta.get("backend"), **(meta.get("quantization_details") or {}),
+                   "graph": precision_summary(ep.graph, spec.int8_kernels if spec else None)}
+        return _Source(meta, size, program=ep, details=details,
                        origin={"quantized": str(quantized)})
     if model_name is None:
         if checkpoint is None:
@@ -238,8 +244,8 @@ def _bundle(prog: Any, inputs: list[torch.Tensor], expected: list[list[torch.Ten
 
 
 def deploy_program(model: torch.nn.Module, target: Target, x: torch.Tensor) -> Any:
-    """``torch.export`` (strict) of the model's deployment form for ``target``."""
-    return torch.export.export(to_deploy(model, target.backend), (x,), strict=True)
+    """``torch.export`` of the model's deployment form for ``target`` (see :mod:`dotcom_mobile.model.tracing`)."""
+    return export_deploy(to_deploy(model, target.backend), x)
 
 
 def lower(ep: Any, target: Target, opts: Options, *, etrecord: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -251,13 +257,13 @@ def lower(ep: Any, target: Target, opts: Options, *, etrecord: bool = False) -> 
     root, level = logging.getLogger(), logging.getLogger().level
     partitioners = target.partitioners(opts)
     root.setLevel(level)  # Vulkan's modules set the root logger to INFO on import: hundreds of lines
-    with target.quiet():
+    with target.quiet(), lean_provenance():
         edge = to_edge_transform_and_lower(
             ep, partitioner=partitioners,
             transform_passes=target.transform_passes() if target.transform_passes else None,
             compile_config=compile_config(opts.quantized), generate_etrecord=etrecord)
-    delegation = delegation_summary(edge.exported_program().graph_module)
-    return edge.to_executorch(), delegation
+        delegation = delegation_summary(edge.exported_program().graph_module)
+        return edge.to_executorch(), delegation
 
 
 def _export_pte(src: _Source, target: Target, opts: Options, stem: str, stage: _Staging, progress: _Progress,
@@ -324,8 +330,9 @@ def _export_mlpackage(src: _Source, target: Target, opts: Options, stem: str, st
             module = to_deploy(src.model, target.backend)
             # Core ML classifiers hand out probabilities (Vision's confidences): append softmax.
             module = torch.nn.Sequential(module, torch.nn.Softmax(-1)).eval() if classify else module
-            ep = torch.export.export(module, (x,), strict=True)
-        ep = ep.run_decompositions({})
+            ep = export_deploy(module, x)
+        with lean_provenance():
+            ep = ep.run_decompositions({})
         with torch.no_grad():
             sample = ep.module()(x)
     outputs = _outputs(task, sample)

@@ -58,10 +58,29 @@ class Target:
         return self.precision(opts)
 
 
+def xnnpack_partitioner_configs() -> list:
+    """ExecuTorch's XNNPACK partitioner configs, with sigmoid allowed in int8.
+
+    XNNPACK runs a qs8 sigmoid (the quantize room annotates SiLU's sigmoid with the
+    fixed encoding it needs), but ExecuTorch's ``SigmoidConfig`` declares fp32 only, so
+    an int8 sigmoid would be left outside the delegate. Its node visitor already
+    serialises quantized tensors; only the declared precision changes.
+    """
+    from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
+    from executorch.backends.xnnpack.partition.config.generic_node_configs import SigmoidConfig
+    from executorch.backends.xnnpack.partition.config.xnnpack_config import ConfigPrecisionType
+
+    class Int8SigmoidConfig(SigmoidConfig):
+        def supported_precision_types(self) -> list:
+            return [ConfigPrecisionType.FP32, ConfigPrecisionType.STATIC_QUANT]
+
+    return [Int8SigmoidConfig if c is SigmoidConfig else c for c in ALL_PARTITIONER_CONFIGS]
+
+
 def _xnnpack(opts: Options) -> list:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-    return [XnnpackPartitioner()]
+    return [XnnpackPartitioner(configs=xnnpack_partitioner_configs())]
 
 
 def _xnnpack_passes() -> list:
