@@ -24,10 +24,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("dotcom_mobile.quantize.commands", "inspect", "Activation histograms before/after Co-Bias."),
     "export": ("dotcom_mobile.export.commands", "export", "Lower to ExecuTorch .pte or Core ML .mlpackage."),
     "bench": ("dotcom_mobile.bench.commands", "bench", "Benchmark artifacts and write latency reports."),
-    "report": ("dotcom_mobile.bench.commands", "report", "Aggregate latency reports into tables and plots."),
-    "android": ("dotcom_mobile.bench.android", "android", "Drive the Android demo app over adb."),
-    "ios": ("dotcom_mobile.bench.ios", "ios", "Benchmark on an iPhone through Xcode."),
-    "demo": ("dotcom_mobile.bench.demo", "demo", "The main job: quantize, export, bench and report DoTCoM-Tiny."),
+    "report": ("dotcom_mobile.report.commands", "report", "Aggregate latency reports into tables and plots."),
+    "android": ("dotcom_mobile.devices.android", "android", "Drive the Android demo app over adb."),
+    "ios": ("dotcom_mobile.devices.ios", "ios", "Benchmark on an iPhone through Xcode."),
+    "demo": ("dotcom_mobile.demo", "demo", "The main job: quantize, export, bench and report DoTCoM-Tiny."),
 }
 
 

@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from dotcom_mobile.model.errors import DotcomError
 
-from .device import current_rss_bytes, peak_memory_bytes, reset_peak_memory
-from .report import _version, artifact_info, delegation_from_pte, find_manifest, make_report
+from dotcom_mobile.report.host import current_rss_bytes, peak_memory_bytes, reset_peak_memory
+from dotcom_mobile.report.latency import _version, artifact_info, delegation_from_pte, find_manifest, make_report
 
 DEFAULT_INPUT = (1, 3, 256, 256)
 
@@ -258,7 +258,7 @@ def spec_for(artifact: str | Path, checkpoint: str | Path | None = None) -> Mode
     if p.suffix in (".pte", ".bpte"):
         manifest = find_manifest(p)
         if manifest is None:
-            from .report import parse_artifact_name
+            from dotcom_mobile.report.latency import parse_artifact_name
 
             parsed = parse_artifact_name(p.stem)
             if not parsed["model"]:
@@ -308,7 +308,7 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 def _baseline_artifact(spec: ModelSpec, backend: str, file: Path | None = None) -> dict[str, Any]:
     """A report ``artifact`` for a baseline: synthetic name ``<model>_<backend>_<quant>``."""
-    from .report import model_cost
+    from dotcom_mobile.report.latency import model_cost
 
     params, macs = model_cost(spec.model, spec.input_shape, spec.num_classes)
     name = f"{spec.model}_{backend}_{spec.quantization}"

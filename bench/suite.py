@@ -1,6 +1,6 @@
 """Plan and run a set of benchmarks: artifacts x thread counts x runners, plus baselines.
 
-Shared by ``dotcom-mobile bench``, ``dotcom-mobile demo`` and ``bench/perf_targets.py``
+Shared by ``dotcom-mobile bench``, ``dotcom-mobile demo`` and ``perf/perf_targets.py``
 so all three follow the same protocol and write the same files:
 ``<out>/<artifact-stem>__<runner>__t<threads>.json``.
 
@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 from dotcom_mobile.model.errors import DotcomError
 
-from .report import artifact_info, make_report, report_filename, write_json_atomic
+from dotcom_mobile.report.latency import artifact_info, make_report, report_filename, write_json_atomic
 
 
 @dataclass(frozen=True)

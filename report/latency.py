@@ -1,11 +1,11 @@
 """latency-report v1: build, validate, read and convert benchmark reports.
 
 Every runner (python, native, Android, iOS, eager and ONNX Runtime baselines) writes
-the same file, ``bench/schemas/latency-report.v1.schema.json``, so host and phone
+the same file, ``report/schemas/latency-report.v1.schema.json``, so host and phone
 numbers land in one table. This module is the single place that
 
 * builds a report from raw per-iteration latencies (:func:`make_report`, statistics
-  from :mod:`dotcom_mobile.bench.stats`, never recomputed elsewhere),
+  from :mod:`dotcom_mobile.report.stats`, never recomputed elsewhere),
 * validates one (:func:`validate_report`), failing with the file and the field,
 * describes an artifact from its bytes and its manifest (:func:`artifact_info`),
 * converts ExecuTorch benchmark-app ("minibench") ``benchmark_results.json`` files
@@ -29,7 +29,7 @@ from typing import Any, Iterable, Sequence
 
 from dotcom_mobile.model.errors import DotcomError
 
-from .device import device_info
+from .host import device_info
 from .stats import summarize
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "latency-report.v1.schema.json"

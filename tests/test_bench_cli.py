@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from dotcom_mobile.bench.report import make_report
+from dotcom_mobile.report.latency import make_report
 from dotcom_mobile.cli import main as cli_main
 
 
@@ -39,7 +39,7 @@ def _r(name: str, runner: str, p50: float, quant: str = "fp32") -> dict:
 
 
 def test_perf_target_ratios():
-    from dotcom_mobile.bench.perf_targets import evaluate, format_tables
+    from dotcom_mobile.perf.perf_targets import evaluate, format_tables
 
     results = {"et_fp32": _r("f.pte", "python", 20.0), "et_q8": _r("q.pte", "python", 9.0, "q8"),
                "eager_fp32": _r("e", "eager", 40.0), "ort_fp32": _r("o.onnx", "onnxruntime", 25.0),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dotcom_mobile.bench.report import (
+from dotcom_mobile.report.latency import (
     collect_inputs, convert_minibench, make_report, report_filename, validate_report, write_json_atomic,
 )
 from dotcom_mobile.cli import main as cli_main
@@ -108,7 +108,7 @@ def test_null_statistics_need_summary_only():
 
 
 def test_minibench_row_renders_trimmed_mean_without_fake_spread(tmp_path):
-    from dotcom_mobile.bench.render import markdown_table, row, text_table
+    from dotcom_mobile.report.render import markdown_table, row, text_table
 
     ok = convert_minibench(_minibench())[0]
     cells = row(ok)

@@ -1,0 +1,11 @@
+"""latency-report v1: the one file every runner writes, and the tables and plots made from it.
+
+* :mod:`.latency` - build, validate, read and convert reports (minibench), describe artifacts.
+* :mod:`.stats` - the statistics every runner (Python, C++, Kotlin, Swift) computes the same way.
+* :mod:`.host` - the report's ``device`` object for this machine, and its peak memory.
+* :mod:`.render` - terminal, Markdown and HTML tables, the two PNG plots.
+* :mod:`.commands` - ``dotcom-mobile report``.
+* ``schemas/`` - the JSON Schema and the statistics test vectors shared with the apps and the C++ runner.
+
+Nothing is imported here, so ``dotcom-mobile --help`` stays fast.
+"""
