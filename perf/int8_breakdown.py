@@ -119,9 +119,9 @@ def _cpu_ms_per_call(path: Path, budget_s: float) -> float:
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
     from executorch.runtime import Runtime
 
-    from dotcom_mobile.bench.runners import _native_log, make_input
+    from dotcom_mobile.bench.runners import make_input, native_log
 
-    with _native_log():
+    with native_log():
         _unsafe_reset_threadpool(1)
         method = Runtime.get().load_program(path).load_method("forward")
     x = [make_input(list(method.metadata.input_tensor_meta(0).sizes()))]

@@ -90,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list_models())
     parser.add_argument("--targets", default="xnnpack,xnnpack_q8,coreml,vulkan")
     args = parser.parse_args(argv)
-    from dotcom_mobile.export.api import _quiet_logs
+    from dotcom_mobile.export.api import quiet_logs
 
-    _quiet_logs()
+    quiet_logs()
     print(HEADER, flush=True)
     measure(args.models, args.targets.split(","), args.size)
 

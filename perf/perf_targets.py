@@ -108,7 +108,7 @@ def measure(model: str, threads: int, fp32: Path, q8: Path | None, a: Args) -> d
     """Every runner's report for one (model, threads), keyed as in TARGETS."""
     from dotcom_mobile.bench import runners
     from dotcom_mobile.bench.isolate import run_isolated
-    from dotcom_mobile.bench.suite import _run_onnxruntime
+    from dotcom_mobile.bench.suite import export_then_run_onnxruntime
     from dotcom_mobile.report.latency import report_filename, write_json_atomic
 
     # Each in a fresh process (bench/isolate.py): the same protocol, and peak memory
@@ -122,8 +122,8 @@ def measure(model: str, threads: int, fp32: Path, q8: Path | None, a: Args) -> d
         jobs["et_q8"] = lambda: run_isolated("run_python", q8, threads, **kw)
     jobs["eager_fp32"] = lambda: run_isolated("run_eager", spec, threads, **kw)
     if a.onnx:
-        jobs["ort_fp32"] = lambda: _run_onnxruntime(run_isolated, spec, threads, a.out, kw)
-        jobs["ort_q8"] = lambda: _run_onnxruntime(run_isolated, spec_q8, threads, a.out, kw)
+        jobs["ort_fp32"] = lambda: export_then_run_onnxruntime(run_isolated, spec, threads, a.out, kw)
+        jobs["ort_q8"] = lambda: export_then_run_onnxruntime(run_isolated, spec_q8, threads, a.out, kw)
     if a.native and _native_available():
         from dotcom_mobile.bench import native
 

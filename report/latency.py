@@ -174,23 +174,10 @@ def model_cost(model: str, input_shape: tuple[int, ...], num_classes: int = 1000
     The head is built with the artifact's class count: at 1000 vs 4 classes it is a
     fifth of Tiny's parameters.
     """
-    import torch
+    from dotcom_mobile.model.flops import build_on_meta, count_macs
 
-    from dotcom_mobile.model.registry import _build, resolve_model_name
-
-    name = resolve_model_name(model)
-    with torch.device("meta"):
-        net = _build(name, task, int(num_classes)).eval()
+    net = build_on_meta(model, task, num_classes=int(num_classes))
     params = sum(p.numel() for p in net.parameters())
-    try:
-        from dotcom_mobile.model.flops import count_macs
-    except ImportError:  # older model room: count directly
-        from torch.utils.flop_counter import FlopCounterMode
-
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            net(torch.zeros(*input_shape, device="meta"))
-        return params, int(counter.get_total_flops() // 2)
     return params, int(count_macs(net, (int(input_shape[-2]), int(input_shape[-1]))))
 
 
@@ -310,7 +297,7 @@ def make_report(
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}")
     if executorch_version is None and runner in ("python", "native"):
-        executorch_version = _version("executorch")
+        executorch_version = package_version("executorch")
     ok = error is None and bool(latencies_ms)
     results = None
     if ok:
@@ -356,7 +343,8 @@ def make_report(
     return validate_report(report, source=f"{runner} report for {artifact.get('name')}")
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist`` (a report's runtime versions), None if absent."""
     from importlib import metadata
 
     try:
