@@ -13,7 +13,7 @@ from dotcom_mobile.cli import main as cli_main
 
 @pytest.mark.parametrize("command", ["bench", "report", "demo"])
 def test_help_documents_options(command):
-    # bench/commands.py and bench/demo.py import only click at top level (torch loads in the command body).
+    # bench/commands.py, report/commands.py and demo.py import only click at top level (torch loads in the command body).
     code = "import sys; from dotcom_mobile.cli import main; sys.exit(main([%r, '--help']))" % command
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
