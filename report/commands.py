@@ -1,7 +1,7 @@
 """``dotcom-mobile report``: latency reports from every runner into one table and two plots.
 
 Top level imports only click and the standard library so ``--help`` is instant; the
-work lives in :mod:`.latency` (reading and validating) and :mod:`.render`.
+work lives in :mod:`.collect` (reading and validating) and :mod:`.render`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ Examples:
 def report(inputs: tuple[Path, ...], out: Path, skip_invalid: bool) -> None:
     from dotcom_mobile.model.errors import DotcomError
 
-    from .latency import collect_inputs
+    from .collect import collect_inputs
     from .render import markdown_table, write_report
 
     if out.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from dotcom_mobile.report.latency import (
-    collect_inputs, convert_minibench, make_report, report_filename, validate_report, write_json_atomic,
-)
 from dotcom_mobile.cli import main as cli_main
 from dotcom_mobile.model import DotcomError
+from dotcom_mobile.report.collect import collect_inputs
+from dotcom_mobile.report.latency import make_report, report_filename, validate_report, write_json_atomic
+from dotcom_mobile.report.minibench import convert_minibench
 
 
 def _report(name: str, runner: str = "python", threads: int = 2, lat=(10.0, 11.0, 12.0, 30.0), **artifact) -> dict:
