@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from dotcom_mobile.devices import android
 from dotcom_mobile.cli import main
+from dotcom_mobile.devices import android
 
 FAKE_ADB = r'''#!{python}
 """A fake adb: logs its argv and plays one phone."""

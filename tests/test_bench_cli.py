@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from dotcom_mobile.report.latency import make_report
 from dotcom_mobile.cli import main as cli_main
+from dotcom_mobile.report.latency import make_report
 
 
 @pytest.mark.parametrize("command", ["bench", "report", "demo"])

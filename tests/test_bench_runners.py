@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dotcom_mobile.report.latency import validate_report
 from dotcom_mobile.cli import main as cli_main
 from dotcom_mobile.model import DotcomError
+from dotcom_mobile.report.latency import validate_report
 
 pytestmark = pytest.mark.slow
 SIZE = 64
