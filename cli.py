@@ -2,6 +2,9 @@
 
 The group is lazy: each sub-command lives in its room (``<room>/commands.py``) and is
 imported only when it runs, so ``--help`` answers at once without importing torch.
+``info`` and ``predict`` live beside this file in ``model_commands.py``: importing
+anything under ``dotcom_mobile.model`` runs its ``__init__``, which registers the
+networks with timm and so loads torch.
 User mistakes (:class:`DotcomError`, click usage errors) end in one line and a
 non-zero exit; anything else is a bug and keeps its traceback.
 """
@@ -16,18 +19,18 @@ import click
 
 # name -> (module, attribute, one-line help). Order is the order of --help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "info": ("dotcom_mobile.model.commands", "info", "Variants with params, MACs and the paper's figures."),
-    "predict": ("dotcom_mobile.model.commands", "predict", "Classify images with a model or checkpoint."),
+    "info": ("dotcom_mobile.model_commands", "info", "Variants with params, MACs and the paper's figures."),
+    "predict": ("dotcom_mobile.model_commands", "predict", "Classify images with a model or checkpoint."),
     "train": ("dotcom_mobile.cli", "train_with_qat", "Train on an ImageFolder with the paper's recipe (--qat: then int8 QAT)."),
     "eval": ("dotcom_mobile.train.commands", "evaluate", "Top-1/top-5 of a checkpoint or an exported .pte."),
     "quantize": ("dotcom_mobile.quantize.commands", "quantize", "int8 PTQ/QAT with torchao PT2E and a quality report."),
     "inspect": ("dotcom_mobile.quantize.commands", "inspect", "Activation histograms before/after Co-Bias."),
     "export": ("dotcom_mobile.export.commands", "export", "Lower to ExecuTorch .pte or Core ML .mlpackage."),
     "bench": ("dotcom_mobile.bench.commands", "bench", "Benchmark artifacts and write latency reports."),
-    "report": ("dotcom_mobile.bench.commands", "report", "Aggregate latency reports into tables and plots."),
-    "android": ("dotcom_mobile.bench.android", "android", "Drive the Android demo app over adb."),
-    "ios": ("dotcom_mobile.bench.ios", "ios", "Benchmark on an iPhone through Xcode."),
-    "demo": ("dotcom_mobile.bench.demo", "demo", "The main job: quantize, export, bench and report DoTCoM-Tiny."),
+    "report": ("dotcom_mobile.report.commands", "report", "Aggregate latency reports into tables and plots."),
+    "android": ("dotcom_mobile.devices.android", "android", "Drive the Android demo app over adb."),
+    "ios": ("dotcom_mobile.devices.ios", "ios", "Benchmark on an iPhone through Xcode."),
+    "demo": ("dotcom_mobile.demo", "demo", "The main job: quantize, export, bench and report DoTCoM-Tiny."),
 }
 
 
@@ -113,11 +116,19 @@ def train_with_qat() -> click.Command:
     return cmd
 
 
+def _is_user_error(e: BaseException) -> bool:
+    """Whether ``e`` is a :class:`DotcomError`, without importing the model room (and torch).
+
+    A command that raised one has imported ``dotcom_mobile.model.errors``; while that
+    module is not loaded, nothing can have raised its exception.
+    """
+    errors = sys.modules.get("dotcom_mobile.model.errors")
+    return errors is not None and isinstance(e, errors.DotcomError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors for user mistakes."""
     import logging
-
-    from dotcom_mobile.model.errors import DotcomError
 
     # torch warns through its own logger when torchao registers an Enum; not the user's concern.
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
@@ -132,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
-    except DotcomError as e:
+    except Exception as e:
+        if not _is_user_error(e):
+            raise
         click.secho(f"Error: {e}", fg="red", err=True)
         return 1
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
-"""``dotcom-mobile bench`` and ``dotcom-mobile report``.
+"""``dotcom-mobile bench``.
 
 Top level imports only click and the standard library so ``--help`` is instant; the
-work lives in :mod:`.suite`, :mod:`.runners`, :mod:`.report` and :mod:`.render`.
+work lives in :mod:`.suite` and :mod:`.runners`, the table in :mod:`dotcom_mobile.report.render`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ BENCH_HELP = """Benchmark .pte artifacts and write one latency report per artifa
 \b
 Each ARTIFACT is loaded, warmed up, then timed for --repeats blocks of --iters calls;
 every sample goes into <out>/<artifact-stem>__<runner>__t<threads>.json
-(latency-report v1, bench/schemas). A quantized .pt2 from `dotcom-mobile quantize`
+(latency-report v1, report/schemas). A quantized .pt2 from `dotcom-mobile quantize`
 is run in PyTorch. Baselines run the same network (from the manifest beside the
 .pte, with --checkpoint for its weights) in PyTorch eager or ONNX Runtime.
 
@@ -60,8 +60,8 @@ def bench(artifacts: tuple[Path, ...], runner: str, threads: str, warmup: int, i
           baselines: tuple[str, ...], checkpoint: Path | None, input_kind: str, cooldown: float, out_dir: Path,
           in_process: bool, quiet: bool) -> None:
     from dotcom_mobile.model.errors import DotcomError
+    from dotcom_mobile.report.render import text_table
 
-    from .render import text_table
     from .suite import Protocol, execute, parse_threads, plan
 
     protocol = Protocol(warmup, iters, repeats, input_kind, cooldown, isolate=not in_process)
@@ -72,55 +72,3 @@ def bench(artifacts: tuple[Path, ...], runner: str, threads: str, warmup: int, i
     click.echo(f"\n{len(outcome.paths)} report(s) in {out_dir}/")
     if outcome.errors:
         raise DotcomError(f"{len(outcome.errors)} run(s) failed; first: {outcome.errors[0]}")
-
-
-REPORT_HELP = """Aggregate latency reports into one table and two plots.
-
-\b
-Reads latency reports (any runner), ExecuTorch benchmark-app benchmark_results.json
-files (converted) and accuracy files from `dotcom-mobile eval --json`, given as files
-or folders (searched recursively; other JSON such as manifests is skipped). Writes
-the table (--out .md or .html) and, beside it, <stem>_latency_vs_params.png and
-<stem>_latency_distribution.png. Rows are grouped by device, backend and
-quantization; the paper's latency and top-1 sit beside each row.
-A malformed report stops the command with the file and the failing field; inputs
-are never modified.
-
-\b
-Examples:
-  dotcom-mobile report dotcom_mobile_out/reports
-  dotcom-mobile report reports/ phone/benchmark_results.json --out report.html
-  dotcom-mobile report reports/ acc.json --out summary.md
-"""
-
-
-@click.command("report", help=REPORT_HELP, no_args_is_help=True)
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.md"), show_default=True,
-              help="Output table: .md (Markdown) or .html; the PNGs go beside it.")
-@click.option("--skip-invalid", is_flag=True, help="Warn about malformed reports and render the rest instead of stopping.")
-def report(inputs: tuple[Path, ...], out: Path, skip_invalid: bool) -> None:
-    from dotcom_mobile.model.errors import DotcomError
-
-    from .render import markdown_table, write_report
-    from .report import collect_inputs
-
-    if out.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
-        raise DotcomError(f"--out {out}: use a .md or .html file name")
-    found = collect_inputs(inputs)
-    if found.invalid and not skip_invalid:
-        first = found.invalid[0][1]
-        more = f" (and {len(found.invalid) - 1} more; --skip-invalid renders the rest)" if len(found.invalid) > 1 else ""
-        raise DotcomError(first + more)
-    for _, msg in found.invalid:
-        click.secho(f"skipped: {msg}", fg="yellow", err=True)
-    if not found.reports:
-        raise DotcomError("no latency reports found in " + ", ".join(map(str, inputs)))
-    sources = {p.resolve() for p, _ in found.reports} | {p.resolve() for p, _ in found.accuracy}
-    if out.resolve() in sources:
-        raise DotcomError(f"--out {out} is one of the inputs; choose another file name")
-    reports = [r for _, r in found.reports]
-    accuracy = [a for _, a in found.accuracy]
-    written = write_report(reports, out, accuracy)
-    click.echo(markdown_table(reports, accuracy))
-    click.echo("\nwrote " + ", ".join(str(p) for p in written))

@@ -95,7 +95,7 @@ def _child(request_path: str, result_path: str) -> int:
         res = report.get("results")
         if res is not None:
             res["memory_scope"] = "process"
-        from .report import validate_report
+        from dotcom_mobile.report.latency import validate_report
 
         answer = {"report": validate_report(report, source=f"isolated {func} report")}
     tmp = Path(result_path).with_suffix(".tmp")

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNNER_SRC = ROOT / "runner"
 BUILD_DIR = RUNNER_SRC / "build"
 BINARY_NAME = "dotcom_runner"
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "latency-report.v1.schema.json"
+SCHEMA_PATH = ROOT / "report" / "schemas" / "latency-report.v1.schema.json"
 
 # Fields a manifest (<artifact stem>.json beside the .pte) adds to the report: the
 # binary only sees bytes, the manifest knows what model and delegation they hold.
@@ -171,14 +171,14 @@ def _enrich(report: dict[str, Any], pte: Path) -> dict[str, Any]:
     """Adds what the binary cannot know to its report, so native rows sit beside Python ones.
 
     The binary sees bytes; the manifest beside the artifact and the model registry know
-    the model, task, params/MACs (for GMAC/s) and delegation. The bench room's
+    the model, task, params/MACs (for GMAC/s) and delegation. The report room's
     ``artifact_info``/``delegation_from_pte`` build these for every runner; without
     that module the manifest alone is used.
     """
     manifest = _load_manifest(pte)
     native_art = report["artifact"]
     try:
-        from dotcom_mobile.bench.report import artifact_info, delegation_from_pte
+        from dotcom_mobile.report.latency import artifact_info, delegation_from_pte
     except ImportError:
         artifact_info = delegation_from_pte = None
     if artifact_info is not None:
@@ -203,9 +203,9 @@ def _enrich(report: dict[str, Any], pte: Path) -> dict[str, Any]:
 
 
 def validate(report: dict[str, Any]) -> None:
-    """Schema check; the bench room's validator when present, else the schema directly."""
+    """Schema check; the report room's validator when present, else the schema directly."""
     try:
-        from dotcom_mobile.bench.report import validate_report
+        from dotcom_mobile.report.latency import validate_report
     except ImportError:
         validate_report = None
     if validate_report is not None:

@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from dotcom_mobile.model.errors import DotcomError
 
-from .device import current_rss_bytes, peak_memory_bytes, reset_peak_memory
-from .report import _version, artifact_info, delegation_from_pte, find_manifest, make_report
+from dotcom_mobile.report.host import current_rss_bytes, peak_memory_bytes, reset_peak_memory
+from dotcom_mobile.report.latency import artifact_info, delegation_from_pte, find_manifest, make_report, package_version
 
 DEFAULT_INPUT = (1, 3, 256, 256)
 
@@ -85,7 +85,7 @@ def make_input(shape: Sequence[int], kind: str = "random", dtype: Any = None):
 
 
 @contextlib.contextmanager
-def _native_log() -> Iterator[list[str]]:
+def native_log() -> Iterator[list[str]]:
     """Capture ExecuTorch's log: the pybindings route it to ``sys.stderr``, C++ code
     outside them writes to fd 2 directly, so both are redirected.
 
@@ -151,14 +151,14 @@ def run_python(
     from executorch.runtime import Runtime
 
     manifest = manifest if manifest is not None else find_manifest(path)
-    with _native_log():
+    with native_log():
         if threads > 0:
             _unsafe_reset_threadpool(threads)  # must precede load_method: the pool is bound there
     reset_peak_memory()
     before = current_rss_bytes()
     t0 = time.perf_counter_ns()
     failure: Exception | None = None
-    with _native_log() as log:
+    with native_log() as log:
         try:
             program = Runtime.get().load_program(path)
             method = program.load_method("forward")
@@ -179,7 +179,7 @@ def run_python(
     def call() -> Any:
         return method.execute(inputs)
 
-    with _native_log() as log:
+    with native_log() as log:
         try:
             first_ms, samples = _time_calls(call, warmup, iters, repeats, cooldown_s)
         except Exception as e:  # noqa: BLE001
@@ -193,7 +193,7 @@ def run_python(
         runner="python", threads=threads, warmup=warmup, iterations=iters, repeats=repeats,
         latencies_ms=samples, load_ms=load_ms, first_inference_ms=first_ms, peak_memory_bytes=peak,
         memory_scope="in_process", memory_before_load_bytes=before, delegation=delegation, input_kind=input_kind, clock="perf_counter_ns",
-        cooldown_s=cooldown_s or None, runtime_version=_version("executorch"),
+        cooldown_s=cooldown_s or None, runtime_version=package_version("executorch"),
     )
 
 
@@ -258,7 +258,7 @@ def spec_for(artifact: str | Path, checkpoint: str | Path | None = None) -> Mode
     if p.suffix in (".pte", ".bpte"):
         manifest = find_manifest(p)
         if manifest is None:
-            from .report import parse_artifact_name
+            from dotcom_mobile.report.latency import parse_artifact_name
 
             parsed = parse_artifact_name(p.stem)
             if not parsed["model"]:
@@ -274,7 +274,7 @@ def _pte_input_shape(path: Path) -> tuple[int, ...]:
     """Input shape recorded in the program (no method is loaded, so this is cheap)."""
     from executorch.runtime import Runtime
 
-    with _native_log():
+    with native_log():
         try:
             return tuple(Runtime.get().load_program(path).metadata("forward").input_tensor_meta(0).sizes())
         except Exception:  # noqa: BLE001 - unreadable program: the runner reports it; fall back
@@ -308,7 +308,7 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 def _baseline_artifact(spec: ModelSpec, backend: str, file: Path | None = None) -> dict[str, Any]:
     """A report ``artifact`` for a baseline: synthetic name ``<model>_<backend>_<quant>``."""
-    from .report import model_cost
+    from dotcom_mobile.report.latency import model_cost
 
     params, macs = model_cost(spec.model, spec.input_shape, spec.num_classes)
     name = f"{spec.model}_{backend}_{spec.quantization}"
@@ -393,7 +393,7 @@ def export_onnx(spec: ModelSpec, out_dir: str | Path) -> Path:
         x = make_input(spec.input_shape)
         tmp = out / f".{fp32.name}.tmp.onnx"
         try:
-            with _native_log(), contextlib.redirect_stdout(open(os.devnull, "w")):
+            with native_log(), contextlib.redirect_stdout(open(os.devnull, "w")):
                 torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["logits"],
                                   dynamo=True, external_data=False, optimize=True)
             os.replace(tmp, fp32)

@@ -1,6 +1,6 @@
 """Plan and run a set of benchmarks: artifacts x thread counts x runners, plus baselines.
 
-Shared by ``dotcom-mobile bench``, ``dotcom-mobile demo`` and ``bench/perf_targets.py``
+Shared by ``dotcom-mobile bench``, ``dotcom-mobile demo`` and ``perf/perf_targets.py``
 so all three follow the same protocol and write the same files:
 ``<out>/<artifact-stem>__<runner>__t<threads>.json``.
 
@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 from dotcom_mobile.model.errors import DotcomError
 
-from .report import artifact_info, make_report, report_filename, write_json_atomic
+from dotcom_mobile.report.latency import artifact_info, make_report, report_filename, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def plan(
                     jobs.append(Job(f"{spec.model} eager fp32", "eager", t, lambda s=spec, t=t: call("run_eager", s, t, **kw)))
                 elif base == "onnxruntime":
                     jobs.append(Job(f"{spec.model} onnxruntime {spec.quantization}", "onnxruntime", t,
-                                    lambda s=spec, t=t: _run_onnxruntime(call, s, t, cache_dir, kw)))
+                                    lambda s=spec, t=t: export_then_run_onnxruntime(call, s, t, cache_dir, kw)))
                 else:
                     raise DotcomError(f"unknown baseline {base!r} (eager, onnxruntime)")
     return jobs
@@ -126,8 +126,8 @@ def _isolated(func: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     return run_isolated(func, *args, **kwargs)
 
 
-def _run_onnxruntime(call: Callable[..., dict[str, Any]], spec: Any, threads: int, cache_dir: str | Path,
-                     kw: dict[str, Any]) -> dict[str, Any]:
+def export_then_run_onnxruntime(call: Callable[..., dict[str, Any]], spec: Any, threads: int,
+                                cache_dir: str | Path, kw: dict[str, Any]) -> dict[str, Any]:
     """Export (cached) here, so an isolated child only loads the .onnx and its peak is the session's."""
     from . import runners
 

@@ -390,7 +390,7 @@ def mlpackage_summary(spec: Any) -> dict[str, Any]:
             "compute_precision": "float16", "ops": dict(sorted(ops.items()))}
 
 
-def _quiet_logs() -> None:
+def quiet_logs() -> None:
     """coremltools and the backends log warnings that are noise to a user of this command."""
     import logging
     import warnings
@@ -433,7 +433,7 @@ def export_model(
         check_input_size(src.size, src.size)
         if quantized is not None:
             targets_ = resolve_targets(target, quantized_backend=src.meta.get("backend"))
-        _quiet_logs()
+        quiet_logs()
         opts = Options(fp16=fp16, compute_unit=compute_unit, quantized=quantized is not None)
         return [_export_one(src, t, opts, out, bundled=bundled, etrecord=etrecord, progress=progress)
                 for t in targets_]

@@ -120,7 +120,7 @@ def quiet_coremltools() -> Iterator[None]:
     version 8 will not run on all versions of iOS": that is the iOS 17 minimum chosen on
     purpose (and written in the manifest), so its logger is held at ERROR meanwhile. (That
     logger sets its own level when its module is imported, during lowering, which is why
-    ``export.api._quiet_logs`` silencing "executorch" beforehand does not reach it.)
+    ``export.api.quiet_logs`` silencing "executorch" beforehand does not reach it.)
     """
     import logging
 

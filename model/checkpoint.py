@@ -14,12 +14,14 @@ The project's own checkpoint is self-describing::
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from .dotcom import VARIANTS, DoTCoM
 from .errors import DotcomError
 
 FORMAT = "dotcom-mobile"
@@ -120,10 +122,16 @@ def is_project_checkpoint(obj: Mapping[str, Any]) -> bool:
     return obj.get("format") == FORMAT
 
 
+@lru_cache(maxsize=None)
+def _backbone_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """State-dict shapes of a classifier variant, without the head (built on meta)."""
+    with torch.device("meta"):
+        m = DoTCoM(VARIANTS[name], num_classes=1)
+    return {k: tuple(v.shape) for k, v in m.state_dict().items() if not k.startswith("head.")}
+
+
 def describe_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[str | None, int | None]:
     """Guess (variant, num_classes) of a mapped classification state dict from its shapes."""
-    from .registry import VARIANTS, _backbone_shapes
-
     head = state_dict.get("head.weight")
     classes = int(head.shape[0]) if head is not None and head.dim() == 2 else None
     shapes = {k: tuple(v.shape) for k, v in state_dict.items() if not k.startswith("head.")}

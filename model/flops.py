@@ -96,13 +96,16 @@ def count_macs(model: nn.Module, input_size: int | tuple[int, int]) -> int:
     return mac_breakdown(model, input_size).total
 
 
-def build_on_meta(name: str, task: str = "classify", **options: Any) -> nn.Module:
-    """A model with the right shapes and no storage (for counting params and MACs)."""
+def build_on_meta(name: str, task: str = "classify", num_classes: int | None = None, **options: Any) -> nn.Module:
+    """A model with the right shapes and no storage (for counting params and MACs).
+
+    ``num_classes`` defaults to the task's own (``registry.DEFAULT_CLASSES``).
+    """
     from .registry import DEFAULT_CLASSES, _build, resolve_model_name
 
     name = resolve_model_name(name)
     with torch.device("meta"):
-        return _build(name, task, DEFAULT_CLASSES[task], **options).eval()
+        return _build(name, task, DEFAULT_CLASSES[task] if num_classes is None else num_classes, **options).eval()
 
 
 @lru_cache(maxsize=None)

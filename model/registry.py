@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -143,11 +142,3 @@ def save_checkpoint(path: str | Path, model: nn.Module, extra: dict[str, Any] | 
         tmp.replace(p)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-@lru_cache(maxsize=None)
-def _backbone_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    """State-dict shapes of a classifier variant, without the head (built on meta)."""
-    with torch.device("meta"):
-        m = DoTCoM(VARIANTS[name], num_classes=1)
-    return {k: tuple(v.shape) for k, v in m.state_dict().items() if not k.startswith("head.")}

@@ -38,6 +38,30 @@ def shapes_root(tmp_path_factory) -> Path:
     return make_shapes_dataset(tmp_path_factory.mktemp("shapes"), size=SHAPES_SIZE)
 
 
+# ----------------------------------------------------------------------------- train tests
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a whole test module (``pytestmark = usefixtures("one_thread")``).
+
+    Two OpenMP threads on a busy 2-core machine spin-wait each other (10x slower here).
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def small_shapes(tmp_path_factory) -> Path:
+    """A small ImageFolder to train on: the 4 shapes classes, 16 train and 8 val images each, 64x64."""
+    from dotcom_mobile.train.synthetic import make_shapes_dataset
+
+    return make_shapes_dataset(tmp_path_factory.mktemp("small_shapes"), train_per_class=16, val_per_class=8,
+                               size=SHAPES_SIZE)
+
+
 def _quick_train(model: torch.nn.Module, root: Path, epochs: int = 12) -> float:
     """Plain AdamW loop plus a BatchNorm re-estimation; returns val top-1."""
     from torchvision.datasets import ImageFolder

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from dotcom_mobile.bench import android
 from dotcom_mobile.cli import main
+from dotcom_mobile.devices import android
 
 FAKE_ADB = r'''#!{python}
 """A fake adb: logs its argv and plays one phone."""
@@ -128,8 +128,8 @@ def artifact(tmp_path_factory) -> Path:
 
 
 def phone_report(latencies: list[float], *, status: str = "ok", threads: int = 2) -> dict:
-    """What the app writes (latency-report v1, runner android), statistics from bench.stats."""
-    from dotcom_mobile.bench.stats import summarize
+    """What the app writes (latency-report v1, runner android), statistics from report.stats."""
+    from dotcom_mobile.report.stats import summarize
 
     results = None
     if status == "ok":
@@ -192,7 +192,7 @@ def test_bench_end_to_end(fake_adb, artifact, tmp_path, monkeypatch, capsys):
 
     saved = out / "dotcom_tiny_xnnpack_q8__android__t2.json"
     report = json.loads(saved.read_text())
-    from dotcom_mobile.bench.report import validate_report
+    from dotcom_mobile.report.latency import validate_report
 
     validate_report(report)
     assert report["results"]["latencies_ms"] == [20.0, 22.5, 21.0, 30.0]

@@ -3,7 +3,7 @@
 `android_demo/tools/check.sh` compiles the core with a real Kotlin compiler and leaves a
 runnable jar (`build/android/dotcom-core.jar`, main class ContractMain). Here that jar
 parses a manifest written by the real export command, writes a latency report that must
-validate against latency-report v1 and agree with bench/stats.py, and preprocesses an
+validate against latency-report v1 and agree with report/stats.py, and preprocesses an
 image the way PreprocessConfig.transform() does.
 """
 
@@ -51,11 +51,11 @@ def exported(tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.mark.slow
 def test_core_report_validates_and_matches_python_stats(core_jar, exported, tmp_path):
-    from dotcom_mobile.bench.report import validate_report
-    from dotcom_mobile.bench.stats import summarize
+    from dotcom_mobile.report.latency import validate_report
+    from dotcom_mobile.report.stats import summarize
 
     manifest_path, manifest = exported
-    vectors = json.loads((REPO / "bench" / "schemas" / "stats_vectors.json").read_text())
+    vectors = json.loads((REPO / "report" / "schemas" / "stats_vectors.json").read_text())
     samples = next(c for c in vectors["cases"] if c["name"] == "random_57")["samples"]
     out = tmp_path / "report.json"
     proc = run_core(core_jar, "report", "--manifest", str(manifest_path), "--out", str(out),
@@ -83,7 +83,7 @@ def test_core_report_validates_and_matches_python_stats(core_jar, exported, tmp_
 
 @pytest.mark.slow
 def test_core_error_report_validates(core_jar, exported, tmp_path):
-    from dotcom_mobile.bench.report import validate_report
+    from dotcom_mobile.report.latency import validate_report
 
     manifest_path, _ = exported
     out = tmp_path / "error.json"

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from dotcom_mobile.bench.report import make_report
 from dotcom_mobile.cli import main as cli_main
+from dotcom_mobile.report.latency import make_report
 
 
 @pytest.mark.parametrize("command", ["bench", "report", "demo"])
 def test_help_documents_options(command):
-    # bench/commands.py and bench/demo.py import only click at top level (torch loads in the command body).
+    # bench/commands.py, report/commands.py and demo.py import only click at top level (torch loads in the command body).
     code = "import sys; from dotcom_mobile.cli import main; sys.exit(main([%r, '--help']))" % command
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -39,7 +39,7 @@ def _r(name: str, runner: str, p50: float, quant: str = "fp32") -> dict:
 
 
 def test_perf_target_ratios():
-    from dotcom_mobile.bench.perf_targets import evaluate, format_tables
+    from dotcom_mobile.perf.perf_targets import evaluate, format_tables
 
     results = {"et_fp32": _r("f.pte", "python", 20.0), "et_q8": _r("q.pte", "python", 9.0, "q8"),
                "eager_fp32": _r("e", "eager", 40.0), "ort_fp32": _r("o.onnx", "onnxruntime", 25.0),

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dotcom_mobile.bench.report import validate_report
 from dotcom_mobile.cli import main as cli_main
 from dotcom_mobile.model import DotcomError
+from dotcom_mobile.report.latency import validate_report
 
 pytestmark = pytest.mark.slow
 SIZE = 64
@@ -71,7 +71,7 @@ def test_python_runner_report_validates(pte):
 
 
 def test_pte_delegation_read_from_program(pte):
-    from dotcom_mobile.bench.report import delegation_from_pte
+    from dotcom_mobile.report.latency import delegation_from_pte
 
     d = delegation_from_pte(pte)
     assert d == {"partitions": 1, "non_delegated_ops": {}}
@@ -107,7 +107,7 @@ def test_eager_and_onnxruntime_baselines_validate(pte, tmp_path, trained_tiny):
 def test_bench_command_writes_reports_and_table(pte, tmp_path, capsys, trained_tiny):
     import numpy as np
 
-    from dotcom_mobile.bench.device import current_rss_bytes
+    from dotcom_mobile.report.host import current_rss_bytes
 
     # Ballast: 1.5 GB resident in this process. Each run happens in a fresh child process,
     # so the reports' peak memory must not include it.

@@ -13,8 +13,8 @@ import torch
 from dotcom_mobile.cli import main as cli_main
 from dotcom_mobile.export.api import export_model, program_backends, run_program
 from dotcom_mobile.export.manifest import sha256_path, validate_manifest
-from dotcom_mobile.export.measure_delegation import sqnr_db
 from dotcom_mobile.model import create_model
+from dotcom_mobile.perf.measure_delegation import sqnr_db
 
 pytestmark = pytest.mark.slow
 

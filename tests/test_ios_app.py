@@ -129,7 +129,7 @@ def test_ios_bench_off_macos_is_one_clear_line(tmp_path):
 
 
 def test_ios_help_is_light():
-    code = ("import sys; from click.testing import CliRunner; import dotcom_mobile.bench.ios as m; "
+    code = ("import sys; from click.testing import CliRunner; import dotcom_mobile.devices.ios as m; "
             "r = CliRunner().invoke(m.ios, ['bench', '--help']); "
             "print(r.exit_code, 'torch' in sys.modules); print(r.output)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -140,7 +140,7 @@ def test_ios_help_is_light():
 
 
 def test_requires_xcodebuild_on_macos():
-    from dotcom_mobile.bench.ios import require_xcode
+    from dotcom_mobile.devices.ios import require_xcode
     from dotcom_mobile.model.errors import DotcomError
 
     with pytest.raises(DotcomError, match="xcodebuild not found"):
@@ -151,7 +151,7 @@ def test_requires_xcodebuild_on_macos():
 
 
 def test_xcodebuild_arguments_keep_device_names_whole(tmp_path):
-    from dotcom_mobile.bench.ios import test_environment, xcodebuild_command
+    from dotcom_mobile.devices.ios import test_environment, xcodebuild_command
 
     cmd = xcodebuild_command("/usr/bin/xcodebuild", IOS / "DoTCoMDemo.xcodeproj", "Jane's iPhone 15",
                              tmp_path / "r.xcresult", team="ABCDE12345")
@@ -183,7 +183,7 @@ def _manifest(artifact: Path) -> dict:
 
 
 def test_stage_artifacts_replaces_previous_models(tmp_path):
-    from dotcom_mobile.bench.ios import check_artifact, stage_artifacts
+    from dotcom_mobile.devices.ios import check_artifact, stage_artifacts
     from dotcom_mobile.model.errors import DotcomError
 
     src = tmp_path / "src"

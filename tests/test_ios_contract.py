@@ -3,7 +3,7 @@
 DoTCoMKit runs here through its `dotcomkit-contract` tool inside the Swift chroot that
 ios_demo/tools/check.sh builds (`make test` runs check.sh first). Both directions:
 the manifests Python writes are decoded by Swift, the reports Swift writes validate
-against latency-report v1 with the statistics of bench/stats.py, and Swift's
+against latency-report v1 with the statistics of report/stats.py, and Swift's
 preprocessing of an image matches `PreprocessConfig.transform()`.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dotcom_mobile.bench.stats import summarize
+from dotcom_mobile.report.stats import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT / "ios_demo" / "tools" / "contract.sh"
@@ -69,8 +69,8 @@ def handmade_manifest(tmp_path: Path, **preprocessing) -> Path:
 
 
 def test_swift_report_validates_with_python_statistics(swift, tmp_path):
-    from dotcom_mobile.bench.ios import parse_reports, report_file_name
-    from dotcom_mobile.bench.report import validate_report
+    from dotcom_mobile.devices.ios import parse_reports, report_file_name
+    from dotcom_mobile.report.latency import validate_report
 
     manifest = handmade_manifest(tmp_path)
     latencies = [12.5, 11.75, 13.0, 40.25, 12.0, 11.5, 12.25, 12.125, 11.875, 12.625, 12.0]
@@ -102,7 +102,7 @@ def test_cli_reads_reports_attached_to_the_xcresult(swift, tmp_path):
     """Fallback when the log lines are missing: the XCTAttachments of the result bundle."""
     import shutil
 
-    from dotcom_mobile.bench.ios import attachment_reports
+    from dotcom_mobile.devices.ios import attachment_reports
 
     written = tmp_path / "written.json"
     contract("report", handmade_manifest(tmp_path), written, "--latencies", "3.5,4.0,3.75")
@@ -125,8 +125,8 @@ def test_cli_reads_reports_attached_to_the_xcresult(swift, tmp_path):
 
 
 def test_swift_error_report_validates(swift, tmp_path):
-    from dotcom_mobile.bench.ios import report_file_name
-    from dotcom_mobile.bench.report import validate_report
+    from dotcom_mobile.devices.ios import report_file_name
+    from dotcom_mobile.report.latency import validate_report
 
     out = tmp_path / "error.json"
     contract("report", handmade_manifest(tmp_path), out, "--runner", "coreml", "--compute-unit", "CPU_ONLY",
@@ -192,7 +192,7 @@ def test_swift_decodes_a_manifest_written_by_export(swift, tmp_path):
         assert decoded[key] == written[key], key
     assert decoded["versions"]["executorch"] == written["versions"]["executorch"]
 
-    from dotcom_mobile.bench.report import validate_report
+    from dotcom_mobile.report.latency import validate_report
 
     out = tmp_path / "r.json"
     contract("report", result.manifest_path, out, "--latencies", "5.5,6.5,6.0")

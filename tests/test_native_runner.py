@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from dotcom_mobile.bench import stats
 from dotcom_mobile.bench.native import build_runner, run_native
 from dotcom_mobile.model import DotcomError
+from dotcom_mobile.report import stats
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((ROOT / "bench" / "schemas" / "latency-report.v1.schema.json").read_text())
-VECTORS = ROOT / "bench" / "schemas" / "stats_vectors.json"
+SCHEMA = json.loads((ROOT / "report" / "schemas" / "latency-report.v1.schema.json").read_text())
+VECTORS = ROOT / "report" / "schemas" / "stats_vectors.json"
 
 
 def _lower(model: torch.nn.Module, x: torch.Tensor, xnnpack: bool):

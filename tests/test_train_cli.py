@@ -18,18 +18,7 @@ COMMON = ["--model", "dotcom_tiny", "--epochs", "2", "--warmup-epochs", "1", "--
           "--input-size", str(SIZE), "--workers", "0", "--no-progress"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Two OpenMP threads on a busy 2-core machine spin-wait each other (10x slower here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def small_shapes(tmp_path_factory) -> Path:
-    return make_shapes_dataset(tmp_path_factory.mktemp("small_shapes"), train_per_class=16, val_per_class=8, size=SIZE)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one_thread and small_shapes: tests/conftest.py
 
 
 @pytest.fixture(scope="module")

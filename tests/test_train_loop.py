@@ -11,13 +11,7 @@ from torch import nn
 from dotcom_mobile.train.loop import evaluate, recalibrate_batchnorm, set_mode, train_one_epoch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two OpenMP threads on a busy 2-core machine spin-wait each other (10x slower here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _tiny(num_classes: int = 4) -> nn.Module:

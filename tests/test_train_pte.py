@@ -10,38 +10,27 @@ import pytest
 import torch
 
 from dotcom_mobile.cli import main
-from dotcom_mobile.train.synthetic import make_shapes_dataset
 
 SIZE = 64
 SCHEMA = Path(__file__).resolve().parents[1] / "export" / "schemas" / "manifest.v1.schema.json"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one_thread and small_shapes: tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return make_shapes_dataset(tmp_path_factory.mktemp("pte_shapes"), train_per_class=16, val_per_class=8, size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, data) -> Path:
+def checkpoint(tmp_path_factory, small_shapes) -> Path:
     """A few real training steps (not a random net: predictions should differ per image)."""
     import dotcom_mobile.model as M
     from dotcom_mobile.train import data as D
     from dotcom_mobile.train.loop import recalibrate_batchnorm, train_one_epoch
 
     torch.manual_seed(0)
-    classes = D.check_image_folder(data)
+    classes = D.check_image_folder(small_shapes)
     model = M.create_model("dotcom_tiny", num_classes=len(classes))
     pre = M.PreprocessConfig((3, SIZE, SIZE))  # the paper's crop_pct: resize 72, crop 64
     model.dotcom_meta.update(class_names=classes, preprocess=pre)
-    ds = D.ImageFolderDataset(data / "train", classes, pre.transform())
+    ds = D.ImageFolderDataset(small_shapes / "train", classes, pre.transform())
     loader = D.make_loader(ds, batch_size=16, train=True)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     train_one_epoch(model, loader, opt, loss_fn=torch.nn.CrossEntropyLoss(), progress=False)
@@ -94,10 +83,10 @@ def _eval(capsys, *argv: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_fp32_pte_scores_like_the_eager_model(fp32_pte, checkpoint, data, capsys):
+def test_fp32_pte_scores_like_the_eager_model(fp32_pte, checkpoint, small_shapes, capsys):
     # One call, one table: the checkpoint and the artifact (batch 5 exercises the chunking and padding).
-    eager, pte = _eval(capsys, "--checkpoint", str(checkpoint), "--artifact", str(fp32_pte), "--data", str(data),
-                       "--batch-size", "5")
+    eager, pte = _eval(capsys, "--checkpoint", str(checkpoint), "--artifact", str(fp32_pte),
+                       "--data", str(small_shapes), "--batch-size", "5")
     assert eager["backend"] == "eager" and eager["artifact"] is None
     assert pte["backend"] == "xnnpack" and pte["quantization"] == "fp32" and pte["artifact"] == str(fp32_pte)
     assert pte["model"] == eager["model"] == "dotcom_tiny"
@@ -108,15 +97,15 @@ def test_fp32_pte_scores_like_the_eager_model(fp32_pte, checkpoint, data, capsys
 
 
 @pytest.mark.slow
-def test_pte_uses_its_manifest(fp32_pte, data, capsys, tmp_path):
+def test_pte_uses_its_manifest(fp32_pte, small_shapes, capsys, tmp_path):
     # The same program with a manifest whose labels are in another order scores differently:
     # eval maps class folders through the manifest, not through the eager model.
     other = tmp_path / fp32_pte.name
     other.write_bytes(fp32_pte.read_bytes())
     manifest = json.loads(fp32_pte.with_suffix(".json").read_text())
-    base = _eval(capsys, "--artifact", str(fp32_pte), "--data", str(data))[0]
+    base = _eval(capsys, "--artifact", str(fp32_pte), "--data", str(small_shapes))[0]
     manifest["labels"] = manifest["labels"][1:] + manifest["labels"][:1]
     other.with_suffix(".json").write_text(json.dumps(manifest))
-    rotated = _eval(capsys, "--artifact", str(other), "--data", str(data))[0]
+    rotated = _eval(capsys, "--artifact", str(other), "--data", str(small_shapes))[0]
     assert rotated["count"] == base["count"]
     assert rotated["loss"] != pytest.approx(base["loss"], rel=1e-3)

@@ -19,6 +19,6 @@ tasks.test {
     // The statistics test vectors every runner of the project must reproduce.
     systemProperty(
         "dotcom.statsVectors",
-        rootDir.resolve("../bench/schemas/stats_vectors.json").absolutePath,
+        rootDir.resolve("../report/schemas/stats_vectors.json").absolutePath,
     )
 }

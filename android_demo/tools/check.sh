@@ -6,7 +6,7 @@
 #      wrapper properties pin the distribution by SHA-256 (no network);
 #   1. the platform-free core (android_demo/core) is compiled with a real Kotlin 2 compiler
 #      (from the PyPI wheel kotlin-jupyter-kernel) and its JUnit 5 tests run (Debian junit5);
-#      they reproduce bench/schemas/stats_vectors.json, write a report, parse a manifest and
+#      they reproduce report/schemas/stats_vectors.json, write a report, parse a manifest and
 #      check the preprocessing numbers;
 #   2. every app source file is compiled against the core; Android/ExecuTorch/Compose symbols
 #      cannot resolve here, so only syntax errors ([SYNTAX] diagnostics) fail the check;
@@ -109,7 +109,7 @@ check_wrapper
 # ---------------------------------------------------------------- skip when unchanged
 inputs_hash() {
     (cd "$REPO" && find android_demo -type f ! -name '*.jar' ! -path '*/build/*' ! -path '*/.gradle/*' -print0 | sort -z | xargs -0 sha256sum;
-     sha256sum bench/schemas/stats_vectors.json) | sha256sum | cut -d' ' -f1
+     sha256sum report/schemas/stats_vectors.json) | sha256sum | cut -d' ' -f1
 }
 STAMP="$OUT/.check-stamp"
 HASH="$(inputs_hash)"
@@ -138,7 +138,7 @@ kotlinc -cp "$TEST_CP" -d "$WORK/core-test" $(find "$HERE/core/src/test" -name '
     || die "the core's tests do not compile"
 
 log "running the core's JUnit 5 tests"
-"$JAVA" -Ddotcom.statsVectors="$REPO/bench/schemas/stats_vectors.json" \
+"$JAVA" -Ddotcom.statsVectors="$REPO/report/schemas/stats_vectors.json" \
     -jar "$JUNIT_DIR/junit-platform-console-standalone.jar" \
     --disable-banner --details=summary --fail-if-no-tests \
     --class-path "$KOTLIN_STDLIB:$WORK/core:$WORK/core-test" --scan-class-path "$WORK/core-test" \

@@ -4,7 +4,7 @@
 #   1. the Xcode project is up to date with the Swift files on disk and, read back with the
 #      PyPI pbxproj parser, compiles every Swift file and links ExecuTorch (gen_pbxproj.py);
 #   2. DoTCoMKit's Package.swift dumps cleanly, `swift build` and `swift test` pass
-#      (statistics vs bench/schemas/stats_vectors.json, report encoding, manifest
+#      (statistics vs report/schemas/stats_vectors.json, report encoding, manifest
 #      decoding, preprocessing) and the contract tool used by tests/test_ios_*.py is built;
 #   3. every Swift file of the app and the benchmark tests parses (`swiftc -parse`), and
 #      the portable app files type-check against DoTCoMKit (Apple-only types stubbed).

@@ -1,5 +1,5 @@
 // dotcom_runner: time one ExecuTorch program (.pte or .bpte) and write a
-// latency-report v1 JSON (bench/schemas/latency-report.v1.schema.json).
+// latency-report v1 JSON (report/schemas/latency-report.v1.schema.json).
 //
 // Failures are one line on stderr and a non-zero exit; with --out an error
 // report (status "error") is written too, even when the runtime crashes on a
@@ -33,7 +33,7 @@ namespace {
 using dotcom::Json;
 
 constexpr const char* kUsage = R"(usage: dotcom_runner --model FILE.pte|FILE.bpte [options]
-       dotcom_runner --selftest-stats bench/schemas/stats_vectors.json
+       dotcom_runner --selftest-stats report/schemas/stats_vectors.json
 
 Times the `forward` method of an ExecuTorch program and writes a latency-report v1.
 

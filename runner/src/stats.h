@@ -1,5 +1,5 @@
-// Latency statistics, defined exactly as bench/stats.py so that every runner's
-// report agrees to the last digit (checked against bench/schemas/stats_vectors.json).
+// Latency statistics, defined exactly as report/stats.py so that every runner's
+// report agrees to the last digit (checked against report/schemas/stats_vectors.json).
 #pragma once
 
 #include <vector>

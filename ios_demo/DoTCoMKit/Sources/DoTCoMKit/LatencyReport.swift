@@ -1,7 +1,7 @@
 import Foundation
 
 /// One benchmark run of one artifact in one configuration, as
-/// `bench/schemas/latency-report.v1.schema.json` defines it.
+/// `report/schemas/latency-report.v1.schema.json` defines it.
 ///
 /// The iPhone's numbers go into the same `dotcom-mobile report` table as the host's and
 /// the Android app's, so this type mirrors the schema field for field (snake_case keys)
@@ -272,7 +272,7 @@ public struct LatencyReport: Codable, Equatable, Sendable {
         return try encoder.encode(self)
     }
 
-    /// File name by the project's one rule (`bench/report.py: report_filename`):
+    /// File name by the project's one rule (`report/latency.py: report_filename`):
     /// `<artifact stem>__<runner>__t<threads>.json`. Core ML runs of one model differ only
     /// by compute units, so those get `__<unit>` before `.json` rather than overwriting
     /// each other.

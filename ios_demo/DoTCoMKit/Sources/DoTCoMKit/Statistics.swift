@@ -4,7 +4,7 @@ import Foundation
 ///
 /// The Python, C++, Kotlin and Swift runners must agree to the last digit so that
 /// numbers from a laptop, a Pixel and an iPhone land in one table. The definitions are
-/// those of `bench/stats.py`, pinned by `bench/schemas/stats_vectors.json`:
+/// those of `report/stats.py`, pinned by `report/schemas/stats_vectors.json`:
 ///
 /// * percentile `q`: linear interpolation between closest ranks (numpy's default,
 ///   Hyndman & Fan type 7) on the sorted samples;

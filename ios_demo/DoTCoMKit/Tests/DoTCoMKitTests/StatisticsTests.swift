@@ -21,10 +21,10 @@ final class StatisticsTests: XCTestCase {
         let cases: [Case]
     }
 
-    /// Every case of bench/schemas/stats_vectors.json, the vectors shared with Python,
+    /// Every case of report/schemas/stats_vectors.json, the vectors shared with Python,
     /// C++ and Kotlin, within their relative tolerance.
     func testReproducesSharedVectors() throws {
-        let url = repoRoot.appendingPathComponent("bench/schemas/stats_vectors.json")
+        let url = repoRoot.appendingPathComponent("report/schemas/stats_vectors.json")
         let vectors = try JSONDecoder().decode(Vectors.self, from: Data(contentsOf: url))
         XCTAssertGreaterThanOrEqual(vectors.cases.count, 5)
         for c in vectors.cases {

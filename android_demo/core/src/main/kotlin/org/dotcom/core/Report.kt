@@ -120,7 +120,7 @@ data class Measurements(
 )
 
 /**
- * One latency-report v1 (bench/schemas/latency-report.v1.schema.json), the file every runner
+ * One latency-report v1 (report/schemas/latency-report.v1.schema.json), the file every runner
  * of the project writes, so Android numbers land in the same `dotcom-mobile report` table as
  * the host's.
  */

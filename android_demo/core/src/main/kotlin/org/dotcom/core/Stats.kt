@@ -28,10 +28,10 @@ data class LatencyStats(
 }
 
 /**
- * Latency statistics with the one definition every runner shares (bench/stats.py).
+ * Latency statistics with the one definition every runner shares (report/stats.py).
  *
  * Host, Android and iOS numbers land in one table, so the definitions must agree to the last
- * digit; bench/schemas/stats_vectors.json pins them and the unit tests reproduce it.
+ * digit; report/schemas/stats_vectors.json pins them and the unit tests reproduce it.
  * Percentile: type 7 (numpy's default); trimmed mean: drop floor(0.1 n) from each end;
  * stddev: population (ddof = 0). Sums are exact (as Python's math.fsum) so long runs of
  * similar samples do not drift.

@@ -9,9 +9,9 @@ import kotlin.math.abs
 import kotlin.math.max
 
 class StatsTest {
-    /** bench/schemas/stats_vectors.json: the build passes its path as a system property. */
+    /** report/schemas/stats_vectors.json: the build passes its path as a system property. */
     private fun vectors(): Map<*, *> {
-        val path = System.getProperty("dotcom.statsVectors") ?: "../../bench/schemas/stats_vectors.json"
+        val path = System.getProperty("dotcom.statsVectors") ?: "../../report/schemas/stats_vectors.json"
         val file = File(path)
         assertTrue(file.isFile, "stats vectors not found at ${file.absolutePath}")
         return Json.parse(file.readText()) as Map<*, *>

@@ -1,6 +1,6 @@
 """Measure delegation (and XNNPACK correctness) for every DoTCoM variant and backend.
 
-    python -m dotcom_mobile.export.measure_delegation [--size 256] [--models dotcom_tiny ...]
+    python -m dotcom_mobile.perf.measure_delegation [--size 256] [--models dotcom_tiny ...]
         [--targets xnnpack,xnnpack_q8,coreml,vulkan]
 
 Lowers each variant (random weights, seeded) through the same path as ``export`` and
@@ -31,10 +31,9 @@ def sqnr_db(ref: torch.Tensor, out: torch.Tensor) -> float:
 
 
 def measure(models: Sequence[str], targets: Sequence[str], size: int, num_calib: int = 8) -> list[dict[str, Any]]:
+    from dotcom_mobile.export.api import deploy_program, example_input, lower, program_backends, run_program
+    from dotcom_mobile.export.targets import TARGETS, Options
     from dotcom_mobile.model import create_model
-
-    from .api import deploy_program, example_input, lower, program_backends, run_program
-    from .targets import TARGETS, Options
 
     rows = []
     for name in models:
@@ -91,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list_models())
     parser.add_argument("--targets", default="xnnpack,xnnpack_q8,coreml,vulkan")
     args = parser.parse_args(argv)
-    from .api import _quiet_logs
+    from dotcom_mobile.export.api import quiet_logs
 
-    _quiet_logs()
+    quiet_logs()
     print(HEADER, flush=True)
     measure(args.models, args.targets.split(","), args.size)
 

@@ -1,6 +1,6 @@
 """Where does XNNPACK int8 time go? fp32 vs int8 .pte of small graphs and of whole DoTCoM.
 
-``python -m dotcom_mobile.bench.int8_breakdown [--size 256] [--budget 1.0] [--probes ...]``
+``python -m dotcom_mobile.perf.int8_breakdown [--size 256] [--budget 1.0] [--probes ...]``
 
 Each probe is lowered twice through export's one lowering path: fp32, and int8
 (torchao PT2E with the project's XNNPACK quantizer, calibrated on a few random
@@ -22,7 +22,7 @@ that the ratio survives a busy machine. The probes isolate one suspect each:
   fast int8 would be if the activations were int8-friendly), not a deployable model.
 
 Prints a Markdown table (CPU ms of fp32 and int8, their ratio, partitions) for
-bench/README.md.
+perf/README.md.
 """
 
 from __future__ import annotations
@@ -119,9 +119,9 @@ def _cpu_ms_per_call(path: Path, budget_s: float) -> float:
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
     from executorch.runtime import Runtime
 
-    from .runners import _native_log, make_input
+    from dotcom_mobile.bench.runners import make_input, native_log
 
-    with _native_log():
+    with native_log():
         _unsafe_reset_threadpool(1)
         method = Runtime.get().load_program(path).load_method("forward")
     x = [make_input(list(method.metadata.input_tensor_meta(0).sizes()))]

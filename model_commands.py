@@ -1,6 +1,9 @@
-"""``dotcom-mobile info`` and ``dotcom-mobile predict``.
+"""``dotcom-mobile info`` and ``dotcom-mobile predict``: the model room's commands.
 
-Only click and the standard library at module level: ``--help`` must not import torch.
+They live here, beside ``cli.py``, and not in ``model/``: importing any module under
+``dotcom_mobile.model`` first runs its ``__init__``, which registers the networks with
+timm and so imports torch. Only click and the standard library at module level:
+``--help`` must not import torch.
 """
 
 from __future__ import annotations

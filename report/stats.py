@@ -2,7 +2,7 @@
 
 The C++ runner, the Android and iOS apps and this module must agree to the last
 digit, so the definitions are spelled out here and pinned by
-``bench/schemas/stats_vectors.json``:
+``report/schemas/stats_vectors.json``:
 
 * percentile ``q``: linear interpolation between closest ranks (numpy's default,
   Hyndman & Fan type 7): ``h = (n - 1) * q / 100``, ``x[floor(h)] + (h - floor(h)) *

@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .report import headline_ms, is_summary_only, write_bytes_atomic
+from .latency import headline_ms, is_summary_only, write_bytes_atomic
 
 # From the DoTCoM README (ImageNet-1k, 256x256; latency on an unnamed phone).
 PAPER: dict[str, dict[str, float]] = {

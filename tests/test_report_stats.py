@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dotcom_mobile.bench import stats
+from dotcom_mobile.report import stats
 
-VECTORS = json.loads((Path(__file__).resolve().parents[1] / "bench" / "schemas" / "stats_vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).resolve().parents[1] / "report" / "schemas" / "stats_vectors.json").read_text())
 
 
 @pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: c["name"])

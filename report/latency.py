@@ -1,17 +1,17 @@
-"""latency-report v1: build, validate, read and convert benchmark reports.
+"""latency-report v1: build, validate and read benchmark reports.
 
 Every runner (python, native, Android, iOS, eager and ONNX Runtime baselines) writes
-the same file, ``bench/schemas/latency-report.v1.schema.json``, so host and phone
+the same file, ``report/schemas/latency-report.v1.schema.json``, so host and phone
 numbers land in one table. This module is the single place that
 
 * builds a report from raw per-iteration latencies (:func:`make_report`, statistics
-  from :mod:`dotcom_mobile.bench.stats`, never recomputed elsewhere),
+  from :mod:`dotcom_mobile.report.stats`, never recomputed elsewhere),
 * validates one (:func:`validate_report`), failing with the file and the field,
 * describes an artifact from its bytes and its manifest (:func:`artifact_info`),
-* converts ExecuTorch benchmark-app ("minibench") ``benchmark_results.json`` files
-  (:func:`convert_minibench`),
-* reads a mixed folder of reports, accuracy files and minibench results
-  (:func:`collect_inputs`).
+* names report files (:func:`report_filename`) and writes them atomically.
+
+ExecuTorch benchmark-app ("minibench") files are converted by :mod:`.minibench`; a
+mixed folder of reports, accuracy files and minibench results is read by :mod:`.collect`.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from dotcom_mobile.model.errors import DotcomError
 
-from .device import device_info
+from .host import device_info
 from .stats import summarize
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "latency-report.v1.schema.json"
@@ -174,23 +173,10 @@ def model_cost(model: str, input_shape: tuple[int, ...], num_classes: int = 1000
     The head is built with the artifact's class count: at 1000 vs 4 classes it is a
     fifth of Tiny's parameters.
     """
-    import torch
+    from dotcom_mobile.model.flops import build_on_meta, count_macs
 
-    from dotcom_mobile.model.registry import _build, resolve_model_name
-
-    name = resolve_model_name(model)
-    with torch.device("meta"):
-        net = _build(name, task, int(num_classes)).eval()
+    net = build_on_meta(model, task, num_classes=int(num_classes))
     params = sum(p.numel() for p in net.parameters())
-    try:
-        from dotcom_mobile.model.flops import count_macs
-    except ImportError:  # older model room: count directly
-        from torch.utils.flop_counter import FlopCounterMode
-
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            net(torch.zeros(*input_shape, device="meta"))
-        return params, int(counter.get_total_flops() // 2)
     return params, int(count_macs(net, (int(input_shape[-2]), int(input_shape[-1]))))
 
 
@@ -310,7 +296,7 @@ def make_report(
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}")
     if executorch_version is None and runner in ("python", "native"):
-        executorch_version = _version("executorch")
+        executorch_version = package_version("executorch")
     ok = error is None and bool(latencies_ms)
     results = None
     if ok:
@@ -356,7 +342,8 @@ def make_report(
     return validate_report(report, source=f"{runner} report for {artifact.get('name')}")
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist`` (a report's runtime versions), None if absent."""
     from importlib import metadata
 
     try:
@@ -373,136 +360,7 @@ def report_filename(report: dict[str, Any]) -> str:
     return f"{stem}__{runner}__t{threads if threads is not None else 0}.json"
 
 
-# --------------------------------------------------------------------------- minibench
-
-
-MINIBENCH_METRICS = {
-    "avg_inference_latency(ms)": "mean_ms",
-    "trimmean_inference_latency(ms)": "trimmed_mean_ms",
-    "model_load_time(ms)": "load_ms",
-}
-
-
-def is_minibench(data: Any) -> bool:
-    """A minibench ``benchmark_results.json``: a list of BenchmarkMetric objects."""
-    return isinstance(data, list) and bool(data) and all(isinstance(x, dict) and "benchmarkModel" in x and "metric" in x for x in data)
-
-
-def convert_minibench(data: list[dict[str, Any]] | str | Path, *, source: str | None = None) -> list[dict[str, Any]]:
-    """Convert ExecuTorch benchmark-app results into latency-report v1 dicts (one per model).
-
-    The app writes a JSON list of ``{"benchmarkModel": {"name", "backend",
-    "quantization"}, "metric", "actualValue", "targetValue", "deviceInfo": {"device",
-    "arch", "os", "totalMem", "availMem"}}`` with metrics ``avg_inference_latency(ms)``,
-    ``trimmean_inference_latency(ms)``, ``model_load_time(ms)``, ``load_status`` and
-    ``ram_pss_usage(mb)`` (``extension/benchmark/android/.../minibench``: ModelRunner
-    sorts the samples, averages all of them and the middle 80%, and writes only
-    those two numbers). No per-iteration latencies, no percentiles, no protocol
-    (the warm-up and iteration counts are intent extras, not in the file).
-
-    So the converted report is marked ``results.summary_only``: ``latencies_ms`` is
-    empty, ``mean_ms`` and ``trimmed_mean_ms`` (the app's trim, 10% from each end, is
-    ours) are the file's, and percentiles, min, max and stddev are null rather than
-    invented. ``ram_pss_usage(mb)`` is PSS after the run minus PSS before loading,
-    recorded with ``memory_scope: increase``. A failed load (``load_status`` != 0)
-    keeps its load time in the error text. The table shows such rows with the
-    trimmed mean marked ``~`` in the p50 column.
-    """
-    if isinstance(data, (str, Path)):
-        source = source or f"minibench:{Path(data).name}"
-        name_for_errors = str(data)
-        data = read_json(data)
-    else:
-        name_for_errors = source or "<minibench>"
-    if not is_minibench(data):
-        raise DotcomError(f"{name_for_errors}: field <root>: not a benchmark_results.json list of BenchmarkMetric objects")
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for i, entry in enumerate(data):
-        bm = entry.get("benchmarkModel") or {}
-        if not isinstance(bm, dict) or not bm.get("name"):
-            raise DotcomError(f"{name_for_errors}: field [{i}].benchmarkModel.name: missing")
-        key = (str(bm["name"]), str(bm.get("backend") or ""), str(bm.get("quantization") or ""))
-        groups.setdefault(key, []).append(entry)
-    reports = []
-    for (name, backend, quant), entries in groups.items():
-        metrics: dict[str, float] = {}
-        for i, e in enumerate(entries):
-            value = e.get("actualValue")
-            if not isinstance(value, (int, float)):
-                raise DotcomError(f"{name_for_errors}: field {e.get('metric')}.actualValue: expected a number, got {value!r}")
-            metrics[str(e["metric"])] = float(value)
-        dev = next((e.get("deviceInfo") for e in entries if isinstance(e.get("deviceInfo"), dict)), {}) or {}
-        os_name = str(dev.get("os") or "unknown")
-        platform = "ios" if re.search(r"ios|iphone|ipad", os_name + str(dev.get("device", "")), re.I) else "android"
-        device = {
-            "platform": platform,
-            "os": os_name,
-            "model": " ".join(str(x) for x in (dev.get("device"), dev.get("arch")) if x) or None,
-            "cpu": None,
-            "cores": None,
-            "threads": 0,
-            "governor": None,
-            "cpu_freq_khz": None,
-            "thermal_state": None,
-            "memory_bytes": int(dev["totalMem"]) if isinstance(dev.get("totalMem"), (int, float)) and dev["totalMem"] > 0 else None,
-        }
-        parsed = parse_artifact_name(f"{name}_{backend}_{quant}") if backend and quant else parse_artifact_name(name)
-        artifact = {
-            "name": f"{name}_{backend}_{quant}.pte" if backend and quant else f"{name}.pte",
-            "path": None,
-            "backend": backend or parsed["backend"] or "unknown",
-            "quantization": quant or parsed["quantization"] or "unknown",
-            "sha256": None,
-            "size_bytes": None,
-            "model": name if name.startswith("dotcom_") else (parsed["model"] or name),
-            "task": None,
-            "input_shape": None,
-            "params": None,
-            "macs": None,
-        }
-        load_status = metrics.get("load_status", 0.0)
-        mean = metrics.get("avg_inference_latency(ms)")
-        trimmed = metrics.get("trimmean_inference_latency(ms)")
-        load_ms = metrics.get("model_load_time(ms)")
-        error = None
-        if load_status != 0:
-            error = f"minibench: load_status {int(load_status)} (the app could not load the model" + (
-                f"; gave up after {load_ms:.1f} ms)" if load_ms is not None else ")")
-        elif mean is None and trimmed is None:
-            error = "minibench: no inference latency metric in the file"
-        results = None
-        if error is None:
-            pss = metrics.get("ram_pss_usage(mb)")
-            results = {
-                "load_ms": load_ms if load_ms is not None and load_ms >= 0 else None,
-                "first_inference_ms": None,
-                "latencies_ms": [],
-                "summary_only": True,
-                "p50_ms": None, "p90_ms": None, "p99_ms": None,
-                "mean_ms": mean, "trimmed_mean_ms": trimmed,
-                "min_ms": None, "max_ms": None, "stddev_ms": None,
-                "peak_memory_bytes": int(pss * 1024 * 1024) if pss is not None and pss >= 0 else None,
-                "memory_scope": "increase" if pss is not None and pss >= 0 else None,
-                "outputs_verified": None,
-            }
-        report = {
-            "schema": "latency-report",
-            "schema_version": 1,
-            "artifact": artifact,
-            "device": device,
-            "runtime": {"runner": platform, "executorch_version": None, "version": None, "compute_unit": None},
-            # The counts are intent extras the file does not keep (0: unknown); the clock is the app's.
-            "protocol": {"warmup": 0, "iterations": 0, "repeats": 1, "input": "random", "cooldown_s": None,
-                         "clock": "System.nanoTime"},
-            "results": results,
-            "delegation": None,
-            "status": "ok" if error is None else "error",
-            "error": error,
-            "created_at": None,
-            "source": f"{source or 'minibench'} (summary only: mean and trimmed mean, no per-iteration samples)",
-        }
-        reports.append(validate_report(report, source=f"{name_for_errors} ({name})"))
-    return reports
+# --------------------------------------------------------------------------- read
 
 
 def is_summary_only(report: dict[str, Any]) -> bool:
@@ -518,79 +376,3 @@ def headline_ms(report: dict[str, Any]) -> float | None:
         if res.get(key) is not None:
             return float(res[key])
     return None
-
-
-# --------------------------------------------------------------------------- collect
-
-
-@dataclass
-class Inputs:
-    """What ``report`` found: latency reports, accuracy records and files it skipped."""
-
-    reports: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
-    accuracy: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-    invalid: list[tuple[Path, str]] = field(default_factory=list)
-
-
-ACCURACY_KEYS = ("top1",)
-
-
-def _classify(path: Path, data: Any) -> str:
-    if isinstance(data, dict):
-        if data.get("schema") == "latency-report" or {"artifact", "results", "runtime"} <= set(data):
-            return "report"
-        if data.get("kind") == "accuracy":
-            return "accuracy"
-        if data.get("schema") == "dotcom-mobile/manifest":
-            return "manifest"
-    if is_minibench(data):
-        return "minibench"
-    return "other"
-
-
-def _validate_accuracy(path: Path, data: dict[str, Any]) -> dict[str, Any]:
-    for key in ACCURACY_KEYS:
-        if not isinstance(data.get(key), (int, float)):
-            raise DotcomError(f"{path}: field {key}: expected a number in an accuracy file")
-    return data
-
-
-def collect_inputs(paths: Iterable[str | Path]) -> Inputs:
-    """Read every report, accuracy JSON and minibench file named or found in folders.
-
-    Files named explicitly must be one of those kinds. In a folder, other JSON files
-    (manifests beside artifacts, quantization reports) are skipped and listed. A file
-    that claims to be a report but does not validate lands in ``invalid`` with its
-    one-line reason; nothing is modified.
-    """
-    out = Inputs()
-    for raw in paths:
-        root = Path(raw)
-        if root.is_dir():
-            files, explicit = sorted(p for p in root.rglob("*.json") if p.is_file()), False
-        elif root.is_file():
-            files, explicit = [root], True
-        else:
-            raise DotcomError(f"{root}: no such file or directory")
-        for f in files:
-            try:
-                data = read_json(f)
-            except DotcomError as e:
-                out.invalid.append((f, str(e)))
-                continue
-            kind = _classify(f, data)
-            try:
-                if kind == "report":
-                    out.reports.append((f, validate_report(data, source=str(f))))
-                elif kind == "minibench":
-                    out.reports.extend((f, r) for r in convert_minibench(f))
-                elif kind == "accuracy":
-                    out.accuracy.append((f, _validate_accuracy(f, data)))
-                elif explicit:
-                    raise DotcomError(f"{f}: field <root>: not a latency report, accuracy JSON or minibench benchmark_results.json")
-                else:
-                    out.skipped.append((f, kind))
-            except DotcomError as e:
-                out.invalid.append((f, str(e)))
-    return out

@@ -87,10 +87,9 @@ class _Steps:
 @click.option("--reuse", is_flag=True, help="Keep the .pt2/.pte already in --out instead of rebuilding them.")
 def demo(model: str, checkpoint: Path | None, calib: Path | None, num_calib: int, input_size: int, threads: str,
          warmup: int, iters: int, repeats: int, out_dir: Path, reuse: bool) -> None:
+    from dotcom_mobile.bench.suite import Protocol, execute, parse_threads, plan
     from dotcom_mobile.model import check_input_size, resolve_model_name
-
-    from .render import text_table, write_report
-    from .suite import Protocol, execute, parse_threads, plan
+    from dotcom_mobile.report.render import text_table, write_report
 
     step = _Steps()
     model = resolve_model_name(model)

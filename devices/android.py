@@ -265,7 +265,7 @@ def wait_for_report(adb: Adb, package: str, timeout: float, sleep: Callable[[flo
 
 def save_report(report: dict[str, Any], out_dir: Path, source: str) -> Path:
     """Validate against latency-report v1 and write it into ``out_dir`` (atomically)."""
-    from dotcom_mobile.bench.report import report_filename, validate_report, write_json_atomic
+    from dotcom_mobile.report.latency import report_filename, validate_report, write_json_atomic
 
     validate_report(report, source=source)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -273,7 +273,7 @@ def save_report(report: dict[str, Any], out_dir: Path, source: str) -> Path:
 
 
 def format_table(reports: Sequence[dict[str, Any]]) -> str:
-    from dotcom_mobile.bench.render import text_table
+    from dotcom_mobile.report.render import text_table
 
     return text_table(reports, columns=("device", "artifact", "runner", "thr", "p50 ms", "p90 ms", "spread",
                                         "load ms", "peak MB", "delegated"))
@@ -414,7 +414,7 @@ def bench(artifact: Path, serial: str | None, iters: int, warmup: int, threads: 
                     cooldown=cooldown)
     report = wait_for_report(adb, package, timeout, label=f"benchmarking {artifact.name} on {adb.serial}")
     source = f"{adb.serial}:{package}/{RESULT_FILE}"
-    from dotcom_mobile.bench.report import validate_report
+    from dotcom_mobile.report.latency import validate_report
 
     validate_report(report, source=source)
     if report["artifact"]["name"] != artifact.name:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from dotcom_mobile.bench.report import (
-    collect_inputs, convert_minibench, make_report, report_filename, validate_report, write_json_atomic,
-)
 from dotcom_mobile.cli import main as cli_main
 from dotcom_mobile.model import DotcomError
+from dotcom_mobile.report.collect import collect_inputs
+from dotcom_mobile.report.latency import make_report, report_filename, validate_report, write_json_atomic
+from dotcom_mobile.report.minibench import convert_minibench
 
 
 def _report(name: str, runner: str = "python", threads: int = 2, lat=(10.0, 11.0, 12.0, 30.0), **artifact) -> dict:
@@ -108,7 +108,7 @@ def test_null_statistics_need_summary_only():
 
 
 def test_minibench_row_renders_trimmed_mean_without_fake_spread(tmp_path):
-    from dotcom_mobile.bench.render import markdown_table, row, text_table
+    from dotcom_mobile.report.render import markdown_table, row, text_table
 
     ok = convert_minibench(_minibench())[0]
     cells = row(ok)

@@ -124,7 +124,7 @@ def test_environment(warmup: int, iters: int, repeats: int, compute_units: Itera
 
 def parse_reports(lines: Iterable[str], *, source: str = "xcodebuild") -> list[dict[str, Any]]:
     """The latency reports printed by the XCTest target, validated against the schema."""
-    from dotcom_mobile.bench.report import validate_report
+    from dotcom_mobile.report.latency import validate_report
 
     reports = []
     for number, line in enumerate(lines, 1):
@@ -146,7 +146,7 @@ def attachment_reports(result_bundle: Path, scratch: Path, run=subprocess.run) -
     `xcrun xcresulttool export attachments` exists from Xcode 16; with older Xcodes, or
     when it fails, this returns nothing and the log lines stay the only source.
     """
-    from dotcom_mobile.bench.report import validate_report
+    from dotcom_mobile.report.latency import validate_report
 
     if not result_bundle.exists():
         return []
@@ -172,7 +172,7 @@ def _key(report: dict[str, Any]) -> tuple:
 
 def report_file_name(report: dict[str, Any]) -> str:
     """The project's report file name; Core ML runs also carry their compute units."""
-    from dotcom_mobile.bench.report import report_filename
+    from dotcom_mobile.report.latency import report_filename
 
     name = report_filename(report)
     unit = report["runtime"].get("compute_unit")

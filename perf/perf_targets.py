@@ -21,8 +21,8 @@ while): an existing ``<model>_xnnpack_{fp32,q8}.pte`` is reused unless ``--rebui
 
 Usage::
 
-    python -m dotcom_mobile.bench.perf_targets --models dotcom_tiny
-    python -m dotcom_mobile.bench.perf_targets --threads 1,2 --iters 100 --out perf_out
+    python -m dotcom_mobile.perf.perf_targets --models dotcom_tiny
+    python -m dotcom_mobile.perf.perf_targets --threads 1,2 --iters 100 --out perf_out
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _build_q8(model: str, out: Path, rebuild: bool, num_calib: int) -> Path:
 
 def _native_available() -> bool:
     try:
-        from . import native  # noqa: F401
+        from dotcom_mobile.bench import native  # noqa: F401
     except ImportError:
         return False
     return True
@@ -106,11 +106,10 @@ def _native_available() -> bool:
 
 def measure(model: str, threads: int, fp32: Path, q8: Path | None, a: Args) -> dict[str, dict[str, Any]]:
     """Every runner's report for one (model, threads), keyed as in TARGETS."""
-    from . import runners
-    from .report import report_filename, write_json_atomic
-
-    from .isolate import run_isolated
-    from .suite import _run_onnxruntime
+    from dotcom_mobile.bench import runners
+    from dotcom_mobile.bench.isolate import run_isolated
+    from dotcom_mobile.bench.suite import export_then_run_onnxruntime
+    from dotcom_mobile.report.latency import report_filename, write_json_atomic
 
     # Each in a fresh process (bench/isolate.py): the same protocol, and peak memory
     # that is the run's own rather than this process's (it may just have lowered four models).
@@ -123,10 +122,10 @@ def measure(model: str, threads: int, fp32: Path, q8: Path | None, a: Args) -> d
         jobs["et_q8"] = lambda: run_isolated("run_python", q8, threads, **kw)
     jobs["eager_fp32"] = lambda: run_isolated("run_eager", spec, threads, **kw)
     if a.onnx:
-        jobs["ort_fp32"] = lambda: _run_onnxruntime(run_isolated, spec, threads, a.out, kw)
-        jobs["ort_q8"] = lambda: _run_onnxruntime(run_isolated, spec_q8, threads, a.out, kw)
+        jobs["ort_fp32"] = lambda: export_then_run_onnxruntime(run_isolated, spec, threads, a.out, kw)
+        jobs["ort_q8"] = lambda: export_then_run_onnxruntime(run_isolated, spec_q8, threads, a.out, kw)
     if a.native and _native_available():
-        from . import native
+        from dotcom_mobile.bench import native
 
         for key, pte in (("native_fp32", fp32), ("native_q8", q8)):
             if pte is None:
@@ -162,7 +161,7 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def format_tables(all_results: dict[tuple[str, int], dict[str, dict[str, Any]]]) -> str:
-    from .render import gmacs
+    from dotcom_mobile.report.render import gmacs
 
     lines = []
     for (model, threads), results in all_results.items():
@@ -187,11 +186,10 @@ def format_tables(all_results: dict[tuple[str, int], dict[str, dict[str, Any]]])
 
 
 def parse_args(argv: list[str] | None) -> Args:
+    from dotcom_mobile.bench.suite import parse_threads
     from dotcom_mobile.model import list_models, resolve_model_name
 
-    from .suite import parse_threads
-
-    p = argparse.ArgumentParser(prog="python -m dotcom_mobile.bench.perf_targets", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dotcom_mobile.perf.perf_targets", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(list_models()), help="comma-separated variants (default: all four)")
     p.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     p.add_argument("--out", type=Path, default=Path("dotcom_mobile_out/perf"), help="artifacts, reports and tables")
@@ -209,7 +207,7 @@ def parse_args(argv: list[str] | None) -> Args:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .report import write_bytes_atomic, write_json_atomic
+    from dotcom_mobile.report.latency import write_bytes_atomic, write_json_atomic
 
     try:
         a = parse_args(argv)

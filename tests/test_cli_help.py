@@ -1,0 +1,45 @@
+"""Every ``--help`` answers without importing torch (it costs seconds; help should not).
+
+One fresh interpreter asks for the group's help, then each command's and each
+sub-command's, through the console entry point (``cli.main``), and says after each
+whether torch has been imported by then. Torch-free help is what makes
+``dotcom-mobile predict --help`` answer in well under a second rather than five.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from dotcom_mobile.cli import COMMANDS
+
+CODE = """
+import contextlib, io, sys
+import click
+from dotcom_mobile.cli import COMMANDS, cli, main
+
+def every_help():
+    yield []
+    for name in COMMANDS:
+        yield [name]
+        cmd = cli.get_command(click.Context(cli), name)
+        for sub in getattr(cmd, "commands", {}):  # android, ios, inspect are groups
+            yield [name, sub]
+
+for argv in every_help():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main([*argv, "--help"])
+    print("/".join(argv) or "<group>", rc, "torch" in sys.modules, "Usage:" in out.getvalue(), flush=True)
+"""
+
+
+def test_every_help_answers_without_torch():
+    proc = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    seen = {r[0] for r in rows}
+    assert {"<group>", *COMMANDS, "android/bench", "ios/bench", "inspect/activations"} <= seen, seen
+    heavy = [name for name, rc, torch, usage in rows if torch == "True"]
+    assert not heavy, f"--help imported torch, first at: {heavy[0]}"
+    assert all(rc == "0" and usage == "True" for _, rc, _, usage in rows), proc.stdout
