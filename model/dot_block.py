@@ -148,6 +148,10 @@ class DoTBlock(nn.Module):
         self.co_bias2: nn.Module = CoBias(channels + dim) if co_bias else nn.Identity()
         self.conv_fuse = ConvNormAct(channels + dim, channels, 1)
 
+    def zero_init_last(self) -> None:
+        """Zero the fusion BN scale: the block starts as the identity (SiLU(0) = 0, plus y)."""
+        nn.init.zeros_(self.conv_fuse[1].weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         local = self.conv_in(self.conv_dw(x))
