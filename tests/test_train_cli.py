@@ -14,7 +14,8 @@ from dotcom_mobile.cli import main
 from dotcom_mobile.train.synthetic import make_shapes_dataset
 
 SIZE = 64
-COMMON = ["--model", "dotcom_tiny", "--epochs", "2", "--warmup-epochs", "1", "--batch-size", "16",
+# The paper's recipe (auto would pick finetune for 64 images): these tests pin its lr schedule.
+COMMON = ["--model", "dotcom_tiny", "--recipe", "paper", "--epochs", "2", "--warmup-epochs", "1", "--batch-size", "16",
           "--input-size", str(SIZE), "--workers", "0", "--no-progress"]
 
 
@@ -209,7 +210,7 @@ def test_init_from_pretrained_weights_with_another_head(tmp_path, full_run, caps
                                     "--batch-size", "8", "--input-size", "32", "--workers", "0", "--no-progress",
                                     "--out", str(out)])
     assert rc == 0, err
-    assert "classifier head has another class count" in stdout
+    assert "new classifier head for 2 classes (the checkpoint's: 4 classes)" in stdout
     pre, ft = _load(full_run / "last.pth")["state_dict"], _load(out / "last.pth")["state_dict"]
     assert ft["head.weight"].shape[0] == 2
     convs = [k for k, v in pre.items() if k.endswith("weight") and v.dim() == 4]
