@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_helpers import load_checkpoint as _load
+from cli_helpers import one_error_line as _one_error_line
+from cli_helpers import run_cli as _run
 from dotcom_mobile.cli import main
 from dotcom_mobile.train.synthetic import make_shapes_dataset
 
@@ -39,17 +42,6 @@ def full_run(tmp_path_factory, small_shapes) -> Path:
     out = tmp_path_factory.mktemp("run_full")
     assert main(["train", *COMMON, "--data", str(small_shapes), "--out", str(out)]) == 0
     return out
-
-
-def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(argv)
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def test_run_writes_self_describing_checkpoints_and_logs(full_run, small_shapes):
@@ -134,13 +126,6 @@ def test_eval_equals_a_direct_computation(full_run, small_shapes, capsys):
 @pytest.fixture
 def bad_data(tmp_path) -> Path:
     return make_shapes_dataset(tmp_path / "data", num_classes=2, train_per_class=2, val_per_class=1, size=32)
-
-
-def _one_error_line(capsys, argv: list[str]) -> str:
-    rc, _, err = _run(capsys, argv)
-    lines = err.strip().splitlines()
-    assert rc == 1 and len(lines) == 1 and lines[0].startswith("Error: "), err
-    return lines[0]
 
 
 def _train(data: Path, *extra: str) -> list[str]:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dotcom_mobile.cli import main
+from cli_helpers import load_checkpoint as _load
+from cli_helpers import one_error_line
+from cli_helpers import run_cli as _run
 from dotcom_mobile.train import recipes as R
 from dotcom_mobile.train.synthetic import make_shapes_dataset
 
@@ -23,17 +25,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(argv)
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _rows(run: Path) -> list[dict[str, str]]:
@@ -196,11 +187,8 @@ def test_finetune_from_the_authors_checkpoint_with_a_frozen_backbone(authors_che
 
 def test_fine_tuning_mistakes_are_one_line(shapes32, authors_checkpoint, tmp_path, capsys):
     def error(*extra: str) -> str:
-        rc, _, err = _run(capsys, ["train", "--model", "dotcom_tiny", "--data", str(shapes32), "--input-size", "32",
-                                   "--batch-size", "8", *QUIET, "--out", str(tmp_path / "o"), *extra])
-        lines = err.strip().splitlines()
-        assert rc == 1 and len(lines) == 1 and lines[0].startswith("Error: "), err
-        return lines[0]
+        return one_error_line(capsys, ["train", "--model", "dotcom_tiny", "--data", str(shapes32), "--input-size",
+                                       "32", "--batch-size", "8", *QUIET, "--out", str(tmp_path / "o"), *extra])
 
     assert "--freeze-epochs needs --init" in error("--freeze-epochs", "1")
     assert "--freeze-epochs 10 must be in 0..9 for --epochs 10" in error("--init", str(authors_checkpoint),
@@ -229,3 +217,20 @@ def test_compare_trains_a_timm_cnn_by_the_same_recipe(shapes32, tmp_path):
     assert [(r["model"], r["epoch"]) for r in rows] == [("dotcom_tiny", "1"), ("mobilenetv2_050", "1")]
     assert all(0 <= float(r["top1"]) <= 1 and float(r["train_loss"]) > 0 for r in rows)
     _check_png(tmp_path / "cmp" / "compare.png")
+
+
+def test_a_run_from_before_recipes_resumes_with_the_paper_values(shapes32, tmp_path, capsys):
+    out = tmp_path / "old"
+    rc, _, err = _run(capsys, ["train", "--model", "dotcom_tiny", "--data", str(shapes32), "--recipe", "paper",
+                               "--epochs", "2", "--warmup-epochs", "0", "--batch-size", "8", "--input-size", "32",
+                               *QUIET, "--out", str(out), "--stop-at-epoch", "1"])
+    assert rc == 0, err
+    ckpt = _load(out / "last.pth")
+    for name in ("recipe", "crop_scale", "hflip", "zero_init_last", "freeze_epochs"):  # fields added by recipes
+        del ckpt["config"][name]
+    torch.save(ckpt, out / "last.pth")
+    rc, stdout, err = _run(capsys, ["train", "--resume", str(out / "last.pth"), *QUIET])
+    assert rc == 0, err
+    assert stdout.startswith("Recipe paper (the resumed run's): epochs 2, batch 8, lr 0.001, ")
+    assert "crop scale 0.08, hflip 0.5" in stdout
+    assert _load(out / "last.pth")["config"]["recipe"] == "paper"

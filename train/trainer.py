@@ -267,7 +267,8 @@ def _load_init_weights(model: nn.Module, path: str, say: Callable[[str], None]) 
 
 def resolve_recipe(cfg: TrainConfig, num_train: int, *, resumed: bool = False) -> str:
     """Choose the recipe, fill the fields the user left unset; returns the line to print."""
-    if resumed:
+    if resumed:  # the stored config; a run from before a field existed gets its recipe's value
+        R.apply_recipe(cfg, R.RECIPES.get(cfg.recipe, R.PAPER))
         values = ", ".join(f"{R.LABELS[n]} {R.format_value(getattr(cfg, n))}" for n in R.RECIPE_FIELDS)
         return f"Recipe {cfg.recipe} (the resumed run's): {values}"
     recipe, why = R.choose_recipe(cfg.recipe, num_train, cfg.init)
@@ -341,7 +342,8 @@ class _Logger:
             w.writerow(row)
         from .plots import plot_curves, read_log
 
-        plot_curves({"": read_log(self.csv_path)}, self.png_path, self.title, self.num_classes)  # the whole run, resumed parts too
+        # From the CSV, not this process's rows: a resumed run's picture shows the whole run.
+        plot_curves({"": read_log(self.csv_path)}, self.png_path, self.title, self.num_classes)
         for key in ("lr", "train_loss", "val_loss", "top1", "top5", "images_per_s"):
             if key in row:
                 self.tb.add_scalar(key, row[key], int(row["epoch"]))
