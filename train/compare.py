@@ -26,6 +26,8 @@ from typing import Any, Callable, Sequence
 
 import click
 
+from .recipes import RECIPE_CHOICES
+
 FIELDS = ("model", "epoch", "step", "lr", "train_loss", "val_loss", "top1", "top5", "seconds")
 
 
@@ -117,7 +119,8 @@ def _write(out: Path, runs: dict[str, list[dict[str, Any]]], title: str, num_cla
               help="Comma-separated: DoTCoM variants and/or timm model names.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Folder for compare.csv and compare.png.")
-@click.option("--recipe", default="auto", show_default=True)
+@click.option("--recipe", type=click.Choice(RECIPE_CHOICES), default="auto", show_default=True,
+              help="As for train: auto, paper or finetune.")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float)
