@@ -21,7 +21,7 @@ import click
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("dotcom_mobile.model_commands", "info", "Variants with params, MACs and the paper's figures."),
     "predict": ("dotcom_mobile.model_commands", "predict", "Classify images with a model or checkpoint."),
-    "train": ("dotcom_mobile.cli", "train_with_qat", "Train on an ImageFolder with the paper's recipe (--qat: then int8 QAT)."),
+    "train": ("dotcom_mobile.cli", "train_with_qat", "Train on an ImageFolder: paper or finetune recipe (--qat: then int8 QAT)."),
     "eval": ("dotcom_mobile.train.commands", "evaluate", "Top-1/top-5 of a checkpoint or an exported .pte."),
     "quantize": ("dotcom_mobile.quantize.commands", "quantize", "int8 PTQ/QAT with torchao PT2E and a quality report."),
     "inspect": ("dotcom_mobile.quantize.commands", "inspect", "Activation histograms before/after Co-Bias."),

@@ -153,6 +153,10 @@ class DoTBlock(nn.Module):
         # Set by the deployment form (model.deploy.split_fuse): the fuse conv as one conv per branch.
         self.fuse_split: nn.Module | None = None
 
+    def zero_init_last(self) -> None:
+        """Zero the fusion BN scale: the block starts as the identity (SiLU(0) = 0, plus y)."""
+        nn.init.zeros_(self.conv_fuse[1].weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         local = self.conv_in(self.conv_dw(x))

@@ -60,6 +60,11 @@ class InvertedResidual(nn.Module):
         self.conv_pwl = ConvNormAct(hidden, out_chs, 1, act_layer=None)
         self.has_residual = (stride == 1 and in_chs == out_chs) if residual is None else residual
 
+    def zero_init_last(self) -> None:
+        """Zero the last BN scale, so a residual block starts as the identity (no-op without the add)."""
+        if self.has_residual:
+            nn.init.zeros_(self.conv_pwl[1].weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv_pwl(self.conv_dw(self.conv_pw(x)))
         return x + y if self.has_residual else y
@@ -83,6 +88,10 @@ class QuarterGroup(nn.Module):
         else:
             self.shortcut = nn.Identity()
         self.act = nn.SiLU()
+
+    def zero_init_last(self) -> None:
+        """Zero the last BN scale: the block starts as SiLU(shortcut(x))."""
+        nn.init.zeros_(self.conv2[1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
@@ -116,6 +125,9 @@ class BasicBlock(nn.Module):
         else:
             self.shortcut = nn.Identity()
         self.act = nn.ReLU()
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv2[1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))

@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_helpers import load_checkpoint as _load
+from cli_helpers import one_error_line as _one_error_line
+from cli_helpers import run_cli as _run
 from dotcom_mobile.cli import main
 from dotcom_mobile.train.synthetic import make_shapes_dataset
 
 SIZE = 64
-COMMON = ["--model", "dotcom_tiny", "--epochs", "2", "--warmup-epochs", "1", "--batch-size", "16",
+# The paper's recipe (auto would pick finetune for 64 images): these tests pin its lr schedule.
+COMMON = ["--model", "dotcom_tiny", "--recipe", "paper", "--epochs", "2", "--warmup-epochs", "1", "--batch-size", "16",
           "--input-size", str(SIZE), "--workers", "0", "--no-progress"]
 
 
@@ -27,17 +31,6 @@ def full_run(tmp_path_factory, small_shapes) -> Path:
     out = tmp_path_factory.mktemp("run_full")
     assert main(["train", *COMMON, "--data", str(small_shapes), "--out", str(out)]) == 0
     return out
-
-
-def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(argv)
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def test_run_writes_self_describing_checkpoints_and_logs(full_run, small_shapes):
@@ -124,13 +117,6 @@ def bad_data(tmp_path) -> Path:
     return make_shapes_dataset(tmp_path / "data", num_classes=2, train_per_class=2, val_per_class=1, size=32)
 
 
-def _one_error_line(capsys, argv: list[str]) -> str:
-    rc, _, err = _run(capsys, argv)
-    lines = err.strip().splitlines()
-    assert rc == 1 and len(lines) == 1 and lines[0].startswith("Error: "), err
-    return lines[0]
-
-
 def _train(data: Path, *extra: str) -> list[str]:
     return ["train", "--model", "dotcom_tiny", "--data", str(data), "--input-size", "32", "--batch-size", "2",
             "--epochs", "1", "--warmup-epochs", "0", "--workers", "0", "--no-progress", *extra]
@@ -198,7 +184,7 @@ def test_init_from_pretrained_weights_with_another_head(tmp_path, full_run, caps
                                     "--batch-size", "8", "--input-size", "32", "--workers", "0", "--no-progress",
                                     "--out", str(out)])
     assert rc == 0, err
-    assert "classifier head has another class count" in stdout
+    assert "new classifier head for 2 classes (the checkpoint's: 4 classes)" in stdout
     pre, ft = _load(full_run / "last.pth")["state_dict"], _load(out / "last.pth")["state_dict"]
     assert ft["head.weight"].shape[0] == 2
     convs = [k for k, v in pre.items() if k.endswith("weight") and v.dim() == 4]

@@ -41,3 +41,29 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     torch.manual_seed(0)
     initial = M.create_model("dotcom_tiny", num_classes=4).state_dict()
     assert not torch.equal(initial["head.weight"], ckpt["state_dict"]["head.weight"])
+
+
+@pytest.mark.slow
+def test_torchrun_fine_tuning_unfreezes_the_backbone_on_every_rank(tmp_path, tiny_fixture):
+    """--freeze-epochs under DDP: the wrapper is rebuilt when the backbone unfreezes, replicas stay equal."""
+    from dotcom_mobile.model import checkpoint_filter_fn
+
+    data = make_shapes_dataset(tmp_path / "data", train_per_class=8, val_per_class=4, size=32)
+    init = tmp_path / "authors.pth"
+    torch.save(tiny_fixture["state_dict"], init)  # 1000 classes, the authors' key names
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "dotcom_mobile.cli", "train", "--model", "dotcom_tiny", "--data", str(data), "--init", str(init),
+           "--freeze-epochs", "1", "--epochs", "2", "--batch-size", "8", "--input-size", "32", "--workers", "0",
+           "--no-progress", "--out", str(out), "--save-rank-copies"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("epoch 2: backbone unfrozen") == 1, proc.stdout
+    ckpt = torch.load(out / "last.pth", map_location="cpu", weights_only=True)
+    r0 = torch.load(out / "rank0.pth", weights_only=True)
+    r1 = torch.load(out / "rank1.pth", weights_only=True)
+    ref = checkpoint_filter_fn(tiny_fixture["state_dict"])
+    for k, v in ckpt["state_dict"].items():
+        assert torch.equal(r0[k], v) and torch.equal(r1[k], v), k
+    assert not torch.equal(ckpt["state_dict"]["stem.0.weight"], ref["stem.0.weight"])  # trained in epoch 2

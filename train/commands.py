@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from .recipes import RECIPE_CHOICES, SMALL_DATASET, help_defaults
+
 _PAPER_CROP_PCT = 256 / 288
 
 
@@ -25,16 +27,29 @@ def _explicit(ctx: click.Context) -> set[str]:
 @click.option("--model", "model_name", metavar="NAME", help="Variant to train: dotcom_tiny, dotcom_small, dotcom_base or dotcom_large.")
 @click.option("--data", type=click.Path(file_okay=False), metavar="DIR",
               help="ImageFolder root with train/<class>/* and val/<class>/*; the folder names become the class names.")
-@click.option("--epochs", type=int, default=100, show_default=True, help="Length of the cosine schedule.")
-@click.option("--batch-size", type=int, default=128, show_default=True,
-              help="Global batch size, split over all torchrun processes (so a recipe means the same at any scale).")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate of AdamW (min lr = lr * 1e-3).")
-@click.option("--weight-decay", type=float, default=5e-3, show_default=True, help="AdamW weight decay (not on norms and biases).")
-@click.option("--warmup-epochs", type=int, default=10, show_default=True, help="Linear warm-up from lr * 1e-3, then cosine.")
+@click.option("--recipe", type=click.Choice(RECIPE_CHOICES), default="auto", show_default=True,
+              help="Defaults for the options marked [paper: .., finetune: ..]: paper = the paper's ImageNet recipe, "
+                   f"finetune = small datasets and --init; auto = finetune below {SMALL_DATASET:,} training images "
+                   "or with --init, else paper. Options you give win.")
+@click.option("--epochs", type=int, help="Length of the cosine schedule. " + help_defaults("epochs"))
+@click.option("--batch-size", type=int,
+              help="Global batch size, split over all torchrun processes (so a recipe means the same at any scale). "
+                   + help_defaults("batch_size"))
+@click.option("--lr", type=float, help="Peak learning rate of AdamW (min lr = lr * 1e-3). " + help_defaults("lr"))
+@click.option("--weight-decay", type=float,
+              help="AdamW weight decay (not on norms and biases). " + help_defaults("weight_decay"))
+@click.option("--warmup-epochs", type=int,
+              help="Linear warm-up from lr * 1e-3, then cosine (a recipe's scales with --epochs). "
+                   + help_defaults("warmup_epochs"))
 @click.option("--input-size", type=int, default=256, show_default=True,
               help="Training and validation resolution (multiple of 32); recorded in the checkpoint for export and the apps.")
 @click.option("--crop-pct", type=float, default=_PAPER_CROP_PCT, show_default="256/288",
               help="Validation: resize to input-size / crop-pct, then center crop input-size.")
+@click.option("--crop-scale", type=float, metavar="MIN",
+              help="Training: RandomResizedCrop keeps MIN..1 of the image area. " + help_defaults("crop_scale"))
+@click.option("--hflip", type=float, metavar="P",
+              help="Training: horizontal flip probability (0 for text, digits, anything with a handedness). "
+                   + help_defaults("hflip"))
 @click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
               help="Run folder [default: dotcom_mobile_out/train/<model>, numbered if it exists; with --resume the checkpoint's folder].")
 @click.option("--resume", type=click.Path(dir_okay=False), metavar="PATH",
@@ -44,6 +59,11 @@ def _explicit(ctx: click.Context) -> set[str]:
 @click.option("--init", type=click.Path(dir_okay=False), metavar="PATH",
               help="Start from these weights (e.g. ImageNet-pretrained; ours or the authors' format). "
                    "A classifier head for another number of classes is re-initialised.")
+@click.option("--freeze-epochs", type=int, default=0, show_default=True, metavar="N",
+              help="With --init: train only the new classifier head for the first N epochs, then everything.")
+@click.option("--zero-init-last/--no-zero-init-last", default=None,
+              help="From scratch: start each residual branch at zero (last BN scale 0) instead of the reference "
+                   "init; learning starts in the first steps. " + help_defaults("zero_init_last"))
 @click.option("--workers", type=int, help="Data-loading processes per training process [default: from the CPU count].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights, data order and augmentation.")
 @click.option("--randaugment", is_flag=False, flag_value="rand-m9-mstd0.5", default=None, metavar="[POLICY]",
@@ -51,36 +71,42 @@ def _explicit(ctx: click.Context) -> set[str]:
                    "(avoid -inc1: its strongest posterize keeps 0 bits, which recent Pillow rejects).")
 @click.option("--mixup", type=float, default=0.0, show_default=True, help="Mixup alpha (0 = off), e.g. 0.8.")
 @click.option("--cutmix", type=float, default=0.0, show_default=True, help="CutMix alpha (0 = off), e.g. 1.0.")
-@click.option("--smoothing", type=float, default=0.0, show_default=True, help="Label smoothing, e.g. 0.1.")
+@click.option("--smoothing", type=float, help="Label smoothing, e.g. 0.1. " + help_defaults("smoothing"))
 @click.option("--ema/--no-ema", default=False, show_default=True,
               help="Keep an exponential moving average of the weights; it is validated and saved as best.pth.")
 @click.option("--ema-decay", type=float, default=0.9998, show_default=True, help="EMA decay per optimizer step.")
-@click.option("--recalibrate-bn", type=int, default=0, show_default=True, metavar="BATCHES",
+@click.option("--recalibrate-bn", type=int, metavar="BATCHES",
               help="Before each validation, re-estimate BatchNorm statistics on this many unaugmented training "
-                   "batches (helps short runs and fine-tuning; 0 = off).")
+                   "batches (short runs and fine-tuning need it; 0 = off). " + help_defaults("recalibrate_bn"))
 @click.option("--clip-grad", type=float, default=None, help="Clip the gradient norm to this value.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
 @click.option("--save-rank-copies", is_flag=True, hidden=True, help="Debug: every rank writes rank<N>.pth at the end.")
 @click.pass_context
 def train(ctx: click.Context, model_name: str | None, data: str | None, **opts):
-    """Train a DoTCoM classifier on an ImageFolder with the paper's recipe.
+    """Train a DoTCoM classifier on an ImageFolder, with a recipe that fits the data.
 
     \b
-    Recipe (defaults): AdamW lr 1e-3, weight decay 5e-3, global batch 128, 100 epochs,
-    cosine schedule with 10 warm-up epochs down to lr * 1e-3, RandomResizedCrop + flip,
-    validation at resize 288 / center crop 256 (scaled to --input-size), ImageNet mean/std.
-    AMP and channels_last on CUDA. Each epoch writes last.pth (full training state) and,
-    when validation top-1 improves, best.pth, atomically; log.csv and tensorboard/ beside them.
-    Checkpoints record class names and input size: quantize, export, eval and the apps read them.
+    Recipes (--recipe; the run prints which one and every value it uses):
+      paper     the paper's ImageNet-1k recipe: 100 epochs (10 warm-up), batch 128, AdamW
+                lr 1e-3, weight decay 5e-3, RandomResizedCrop down to 8% + flip
+      finetune  thousands of images, from scratch or --init: 10 epochs (1 warm-up), batch 32,
+                lr 2e-3, crop down to 50%, residual branches zero-initialised, BatchNorm
+                statistics re-estimated before each validation
+    Both: cosine schedule down to lr * 1e-3, validation at resize / center crop (--crop-pct),
+    ImageNet mean/std; AMP and channels_last on CUDA. Each epoch writes last.pth (full
+    training state) and, when validation top-1 improves, best.pth, atomically; log.csv,
+    curves.png (loss and top-1 per epoch) and tensorboard/ beside them. Checkpoints record
+    class names and input size: quantize, export, eval and the apps read them.
 
     \b
     Examples:
-      dotcom-mobile train --model dotcom_tiny --data flowers/ --epochs 30 --input-size 224
+      dotcom-mobile train --model dotcom_tiny --data my_photos/ --input-size 224
+      dotcom-mobile train --model dotcom_tiny --data my_photos/ --init dotcom_tiny_imagenet.pth \\
+          --freeze-epochs 2 --input-size 224
+      dotcom-mobile train --model dotcom_tiny --data digits/ --input-size 64 --hflip 0
       dotcom-mobile train --resume dotcom_mobile_out/train/dotcom_tiny/last.pth
       torchrun --nproc_per_node 2 -m dotcom_mobile.cli train --model dotcom_small --data imagenet/
-      dotcom-mobile train --model dotcom_tiny --data shapes/ --epochs 6 --warmup-epochs 1 \\
-          --batch-size 32 --input-size 64 --recalibrate-bn 8
-      dotcom-mobile eval --checkpoint dotcom_mobile_out/train/dotcom_tiny/best.pth --data flowers/
+      dotcom-mobile eval --checkpoint dotcom_mobile_out/train/dotcom_tiny/best.pth --data my_photos/
 
     \b
     Quantization-aware training: `dotcom-mobile quantize --qat-epochs N` on the trained checkpoint.
