@@ -16,15 +16,7 @@ from dotcom_mobile.train import recipes as R
 from dotcom_mobile.train.synthetic import make_shapes_dataset
 
 QUIET = ["--workers", "0", "--no-progress"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Two OpenMP threads on a busy 2-core machine spin-wait each other (10x slower here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rows(run: Path) -> list[dict[str, str]]:
