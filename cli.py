@@ -6,7 +6,8 @@ imported only when it runs, so ``--help`` answers at once without importing torc
 anything under ``dotcom_mobile.model`` runs its ``__init__``, which registers the
 networks with timm and so loads torch.
 User mistakes (:class:`DotcomError`, click usage errors) end in one line and a
-non-zero exit; anything else is a bug and keeps its traceback.
+non-zero exit; anything else is a bug and keeps its traceback. ``-v/--verbose``
+shows the libraries' import-time warnings that are hidden otherwise (export/noise.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("dotcom_mobile.model_commands", "info", "Variants with params, MACs and the paper's figures."),
     "predict": ("dotcom_mobile.model_commands", "predict", "Classify images with a model or checkpoint."),
     "train": ("dotcom_mobile.cli", "train_with_qat", "Train on an ImageFolder: paper or finetune recipe (--qat: then int8 QAT)."),
-    "eval": ("dotcom_mobile.train.commands", "evaluate", "Top-1/top-5 of a checkpoint or an exported .pte."),
+    "eval": ("dotcom_mobile.cli", "eval_with_checks", "Top-1/top-5 of a checkpoint or an exported .pte."),
     "quantize": ("dotcom_mobile.quantize.commands", "quantize", "int8 PTQ/QAT with torchao PT2E and a quality report."),
     "inspect": ("dotcom_mobile.quantize.commands", "inspect", "Activation histograms before/after Co-Bias."),
     "export": ("dotcom_mobile.export.commands", "export", "Lower to ExecuTorch .pte or Core ML .mlpackage."),
@@ -65,7 +66,9 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="dotcom-mobile", prog_name="dotcom-mobile")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show the libraries' own warnings (torch, torchao, coremltools), hidden by default.")
+def cli(verbose: bool) -> None:
     """dotcom-mobile: DoTCoM from PyTorch to the phone.
 
     \b
@@ -79,6 +82,11 @@ def cli() -> None:
       dotcom-mobile bench out/*.pte --threads 1,2 --baseline eager
       dotcom-mobile report reports/ --out report.md
     """
+    # Before any command imports torch: the known import-time noise (export/noise.py, which
+    # imports nothing itself) stays hidden unless -v, here and in the children commands start.
+    from dotcom_mobile.export.noise import quiet_known_noise
+
+    quiet_known_noise(True if verbose else None)
 
 
 def train_with_qat() -> click.Command:
@@ -116,6 +124,37 @@ def train_with_qat() -> click.Command:
     return cmd
 
 
+def eval_with_checks() -> click.Command:
+    """``eval`` with the export room's checks of every ``--artifact`` before the runtime loads it.
+
+    Wired here because train may not import export (see train_with_qat): each .pte is
+    checked (export/pte.py), its manifest validated against the schema, and its method
+    loaded once in a child process, so a damaged file is one line instead of an abort of
+    this process. eval's own messages (no manifest, another suffix) are left to it.
+    """
+    import copy
+    from pathlib import Path
+
+    from dotcom_mobile.train.commands import evaluate as base
+
+    cmd = copy.copy(base)
+
+    def callback(**kwargs: Any) -> Any:
+        from dotcom_mobile.export.manifest import validate_manifest
+        from dotcom_mobile.export.pte import SUFFIXES, check_program, probe_load
+
+        for art in map(Path, kwargs["artifacts"]):
+            if art.suffix in SUFFIXES:
+                check_program(art, runs_here=True)
+                if art.with_suffix(".json").is_file():
+                    validate_manifest(art.with_suffix(".json"))
+                    probe_load(art)
+        return base.callback(**kwargs)
+
+    cmd.callback = callback
+    return cmd
+
+
 def _is_user_error(e: BaseException) -> bool:
     """Whether ``e`` is a :class:`DotcomError`, without importing the model room (and torch).
 
@@ -128,16 +167,15 @@ def _is_user_error(e: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors for user mistakes."""
-    import logging
-
-    # torch warns through its own logger when torchao registers an Enum; not the user's concern.
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
-
     try:
         rv = cli.main(args=argv, prog_name="dotcom-mobile", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
+    except click.UsageError as e:  # one line too, with where to look instead of the usage block
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        click.echo(f"Error: {e.format_message()}{hint}", err=True)
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code

@@ -67,7 +67,8 @@ class _Steps:
 
 
 @click.command("demo", help=DEMO_HELP)
-@click.option("--model", default="dotcom_tiny", show_default=True, help="Variant to run the pipeline on.")
+@click.option("--model", default=None, help="Variant to run the pipeline on [default: the one --checkpoint holds, "
+                                            "else dotcom_tiny].")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Trained weights (default: random init, fine for latency, meaningless for accuracy).")
 @click.option("--calib", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -88,11 +89,13 @@ class _Steps:
 def demo(model: str, checkpoint: Path | None, calib: Path | None, num_calib: int, input_size: int, threads: str,
          warmup: int, iters: int, repeats: int, out_dir: Path, reuse: bool) -> None:
     from dotcom_mobile.bench.suite import Protocol, execute, parse_threads, plan
-    from dotcom_mobile.model import check_input_size, resolve_model_name
+    from dotcom_mobile.model import check_input_size
+    from dotcom_mobile.model.introspect import checkpoint_facts, choose_model
     from dotcom_mobile.report.render import text_table, write_report
 
     step = _Steps()
-    model = resolve_model_name(model)
+    # Read the checkpoint before anything is written: a broken one is one line and an untouched --out.
+    model = choose_model(model, checkpoint_facts(checkpoint) if checkpoint is not None else None, default="dotcom_tiny")
     check_input_size(input_size, input_size)
     thread_list = parse_threads(threads)
     out_dir.mkdir(parents=True, exist_ok=True)

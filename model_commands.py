@@ -151,17 +151,10 @@ def info(as_json: bool, models: tuple[str, ...], tasks: tuple[str, ...], progres
 
 def _model_name_for(model_name: str | None, checkpoint: str | None) -> str:
     """--model, or the variant recorded in a project checkpoint."""
-    from dotcom_mobile.model import DotcomError, read_checkpoint, resolve_model_name
-    from dotcom_mobile.model.checkpoint import is_project_checkpoint
+    from dotcom_mobile.model.introspect import checkpoint_facts, choose_model
 
-    if model_name is not None:
-        return resolve_model_name(model_name)
-    if checkpoint is None:
-        raise DotcomError("predict needs --model NAME (and optionally --checkpoint PATH)")
-    ckpt = read_checkpoint(checkpoint)
-    if not is_project_checkpoint(ckpt):
-        raise DotcomError(f"checkpoint {checkpoint} does not record its variant: give --model NAME")
-    return resolve_model_name(str(ckpt["model"]))
+    facts = checkpoint_facts(checkpoint) if checkpoint is not None else None
+    return choose_model(model_name, facts, needs="predict needs --model NAME (and optionally --checkpoint PATH)")
 
 
 def _print_classify(out, names: list[str], topk: int) -> None:

@@ -11,8 +11,9 @@ model's own share is ``peak - before``. The native runner is its own process alr
 
 The parent sends a JSON request (runner function, arguments) in a temp file and
 reads the report back from another; a user error in the child (a truncated .pte)
-comes back as the same one-line :class:`DotcomError`, a bug as a RuntimeError with
-the child's traceback tail.
+comes back as the same one-line :class:`DotcomError`, a child killed by a signal (the
+runtime aborting on a damaged delegate payload) as one line naming the artifact and
+the signal, a bug as a RuntimeError with the child's traceback tail.
 
 Cost: one interpreter start plus ``import torch`` per benchmark (about 2-4 s here).
 """
@@ -72,13 +73,30 @@ def run_isolated(func: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         answer = json.loads(res.read_text()) if res.is_file() else None
     if answer is not None and "error" in answer:
         raise DotcomError(answer["error"])
+    if proc.returncode < 0:  # killed by a signal: the runtime crashed on this input, one line says so
+        from dotcom_mobile.export.pte import crash_line
+
+        subject, runtime = _crash_subject(func, args)
+        raise DotcomError(crash_line(subject, proc.returncode, runtime=runtime))
     if proc.returncode != 0 or answer is None:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"isolated benchmark {func} exited with {proc.returncode}:\n{tail}")
     return answer["report"]
 
 
+def _crash_subject(func: str, args: tuple[Any, ...]) -> tuple[str, str]:
+    """(what crashed, whose code) for the one-line message about a child killed by a signal."""
+    first = args[0] if args else None
+    if func == "run_python":
+        return str(first), "the ExecuTorch runtime"
+    name = (first.pt2 or f"{first.model} {func.removeprefix('run_')} baseline") if first is not None else func
+    return str(name), "PyTorch" if func == "run_eager" else "ONNX Runtime"
+
+
 def _child(request_path: str, result_path: str) -> int:
+    from dotcom_mobile.export.noise import quiet_known_noise
+
+    quiet_known_noise()  # before torch/torchao load: the parent's -v decides, through the environment
     from . import runners
 
     request = json.loads(Path(request_path).read_text())

@@ -293,6 +293,10 @@ def run_native(
     if report is not None:
         report = _enrich(report, pte)
         _write_json(out_json, report)
+    if proc.returncode < 0:  # killed by a signal its own handler did not catch (SIGKILL, SIGABRT in a backend)
+        from dotcom_mobile.export.pte import crash_line
+
+        raise DotcomError(crash_line(pte, proc.returncode, runtime="the native ExecuTorch runner"))
     if proc.returncode != 0:
         line = _error_line(proc.stderr, proc.returncode)
         raise DotcomError(line if str(pte) in line else f"{pte}: {line}")

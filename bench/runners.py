@@ -20,17 +20,15 @@ only (input made once, outputs not copied). Every sample goes into the report.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from dotcom_mobile.export.pte import check_program, native_log, program_bytes
+from dotcom_mobile.export.pte import log_reason as _why
 from dotcom_mobile.model.errors import DotcomError
-
 from dotcom_mobile.report.host import current_rss_bytes, peak_memory_bytes, reset_peak_memory
 from dotcom_mobile.report.latency import artifact_info, delegation_from_pte, find_manifest, make_report, package_version
 
@@ -84,45 +82,6 @@ def make_input(shape: Sequence[int], kind: str = "random", dtype: Any = None):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(dtype)
 
 
-@contextlib.contextmanager
-def native_log() -> Iterator[list[str]]:
-    """Capture ExecuTorch's log: the pybindings route it to ``sys.stderr``, C++ code
-    outside them writes to fd 2 directly, so both are redirected.
-
-    On success the chatter (cpuinfo probing, thread-pool resets) is dropped; on failure
-    its last line is the only place that says *why* a program did not load.
-    """
-    import io
-
-    lines: list[str] = []
-    py_err = io.StringIO()
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (embedded interpreters): the Python-level log only
-        with contextlib.redirect_stderr(py_err):
-            yield lines
-        lines.extend(py_err.getvalue().splitlines())
-        return
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            with contextlib.redirect_stderr(py_err):
-                yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            lines.extend(tmp.read().decode(errors="replace").splitlines())
-            lines.extend(py_err.getvalue().splitlines())
-
-
-def _why(lines: list[str]) -> str:
-    """The most telling native log line: ExecuTorch prefixes them with ``[file.cpp:NN]``."""
-    useful = [ln.split("] ", 1)[-1].strip() for ln in lines if ln.strip() and "cpuinfo" not in ln and "threadpool" not in ln]
-    return useful[-1] if useful else ""
-
-
 # --------------------------------------------------------------------------- ExecuTorch
 
 
@@ -145,8 +104,7 @@ def run_python(
     """
     _check_protocol(threads, warmup, iters, repeats)
     path = Path(pte_path)
-    if not path.is_file():
-        raise DotcomError(f"{path}: no such file")
+    info = check_program(path, runs_here=True)  # before the runtime sees the bytes: see export/pte.py
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
     from executorch.runtime import Runtime
 
@@ -160,7 +118,7 @@ def run_python(
     failure: Exception | None = None
     with native_log() as log:
         try:
-            program = Runtime.get().load_program(path)
+            program = Runtime.get().load_program(program_bytes(path) if info.bundled else path)
             method = program.load_method("forward")
         except Exception as e:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError with a hex code
             failure = e
@@ -229,15 +187,26 @@ def _load_pt2(path: str | Path, extra_files: dict[str, str] | None = None):
 
 
 def _pt2_meta(path: Path) -> dict[str, Any]:
-    extra: dict[str, str] = {"dotcom_meta.json": ""}
-    try:
-        _load_pt2(path, extra_files=extra)
-    except Exception as e:  # noqa: BLE001
-        raise DotcomError(f"{path}: not a loadable torch.export program ({type(e).__name__})") from None
-    try:
-        return json.loads(extra["dotcom_meta.json"]) if extra["dotcom_meta.json"] else {}
-    except json.JSONDecodeError:
-        return {}
+    """A quantize .pt2's dotcom_meta.json, through export's loader: one-line errors, torch's traceback log muted."""
+    from dotcom_mobile.export.api import load_quantized
+
+    return load_quantized(path)[1]
+
+
+def manifest_beside(artifact: str | Path) -> dict[str, Any] | None:
+    """The manifest beside ``artifact``, checked against export's schema; None when there is none.
+
+    ``<stem>.json`` is the manifest's name by the export convention (reports are
+    ``<stem>__<runner>__t<N>.json``), so a file there that is not a valid manifest (broken
+    JSON, another kind of JSON, a failing field) is one line naming it, not a silent
+    fallback to guessing the model from the artifact's name.
+    """
+    path = Path(artifact).with_suffix(".json")
+    if not path.is_file():
+        return None
+    from dotcom_mobile.export.manifest import validate_manifest
+
+    return validate_manifest(path)
 
 
 def spec_for(artifact: str | Path, checkpoint: str | Path | None = None) -> ModelSpec:
@@ -247,16 +216,14 @@ def spec_for(artifact: str | Path, checkpoint: str | Path | None = None) -> Mode
     p = Path(artifact)
     ckpt = str(checkpoint) if checkpoint else None
     if p.suffix == ".pt2":
-        if not p.is_file():
-            raise DotcomError(f"{p}: no such file")
         meta = _pt2_meta(p)
         if not meta.get("model"):
-            raise DotcomError(f"{p}: no dotcom_meta.json inside (was it written by dotcom-mobile quantize?)")
-        size = (meta.get("preprocess") or {}).get("input_size") or list(DEFAULT_INPUT[1:])
+            raise DotcomError(f"{p}: its dotcom_meta.json names no model (was it written by dotcom-mobile quantize?)")
+        size = list(meta["preprocess"].input_size) if meta.get("preprocess") else list(DEFAULT_INPUT[1:])
         return ModelSpec(meta["model"], int(meta.get("num_classes") or 1000), (1, *map(int, size)),
                          str(meta.get("quantization") or "q8"), ckpt, str(p))
     if p.suffix in (".pte", ".bpte"):
-        manifest = find_manifest(p)
+        manifest = manifest_beside(p)
         if manifest is None:
             from dotcom_mobile.report.latency import parse_artifact_name
 

@@ -4,8 +4,12 @@ Shared by ``dotcom-mobile bench``, ``dotcom-mobile demo`` and ``perf/perf_target
 so all three follow the same protocol and write the same files:
 ``<out>/<artifact-stem>__<runner>__t<threads>.json``.
 
-A failure on one artifact (a truncated .pte, say) does not stop the others: it is
-written as a ``status: error`` report and listed under the table.
+Every input is checked while planning, before anything runs or is written: a file
+that is not a program (a truncated download, a .pt2 named .pte, a checkpoint of
+another model for the baselines) stops the command with one line and leaves the
+report folder as it was. A run that fails later (the runtime rejects a method, or
+crashes on a damaged delegate payload in its child process) does not stop the
+others: it is written as a ``status: error`` report and listed under the table.
 """
 
 from __future__ import annotations
@@ -71,9 +75,14 @@ def plan(
     cache_dir: str | Path = ".",
 ) -> list[Job]:
     """The jobs for ``artifacts``: .pte/.bpte with ``runner``; .pt2 in PyTorch; baselines once per model."""
+    from dotcom_mobile.export.pte import check_program, probe_load
+    from dotcom_mobile.model.files import require_file
+    from dotcom_mobile.model.introspect import checkpoint_facts
+
     from . import runners
 
     p = protocol
+    weights = checkpoint_facts(checkpoint) if checkpoint is not None and baselines else None
     kw = dict(warmup=p.warmup, iters=p.iters, repeats=p.repeats, input_kind=p.input_kind, cooldown_s=p.cooldown_s)
     call = _isolated if p.isolate else _in_process
     jobs: list[Job] = []
@@ -82,8 +91,13 @@ def plan(
         path = Path(a)
         if path.suffix not in (".pte", ".bpte", ".pt2"):
             raise DotcomError(f"{path}: not a benchmarkable artifact (.pte, .bpte, or a quantized .pt2)")
-        if not path.exists():
-            raise DotcomError(f"{path}: no such file")
+        if path.suffix == ".pt2":
+            require_file(path)  # spec_for below loads it
+        else:
+            check_program(path, runs_here=True)  # before any runtime sees it (export/pte.py)
+            runners.manifest_beside(path)  # one beside it that fails its schema: one line now, not per run
+            if not p.isolate:
+                probe_load(path)  # a crash would take this process with it
         pt2_spec = runners.spec_for(path, checkpoint) if path.suffix == ".pt2" else None
         for t in threads:
             if pt2_spec is not None:
@@ -97,6 +111,8 @@ def plan(
             if path.suffix == ".pt2":
                 continue  # the .pt2 already runs in PyTorch; ONNX baselines come from the .pte's model
             spec = runners.spec_for(path, checkpoint)
+            if weights is not None:
+                _check_weights(weights, spec, path)
             if base == "eager":
                 spec.quantization = "fp32"  # eager int8 (.pt2) is only run when given explicitly
             key = (base, *spec.key)
@@ -112,6 +128,13 @@ def plan(
                 else:
                     raise DotcomError(f"unknown baseline {base!r} (eager, onnxruntime)")
     return jobs
+
+
+def _check_weights(weights: Any, spec: Any, artifact: Path) -> None:
+    """--checkpoint must hold the network the artifact was made from (the baseline rebuilds it)."""
+    if weights.model and weights.model != spec.model:
+        raise DotcomError(f"{weights.source} holds {weights.model}, but {artifact.name} is {spec.model}: "
+                          "the baselines need weights of the artifact's model")
 
 
 def _in_process(func: str, *args: Any, **kwargs: Any) -> dict[str, Any]:

@@ -150,10 +150,14 @@ def _check_state(device: Device) -> None:
 
 def check_artifact(artifact: Path) -> tuple[Path, dict[str, Any]]:
     """(manifest path, validated manifest) of a ``.pte``; one line for anything the app cannot run."""
-    if not artifact.is_file():
-        raise _error(f"{artifact}: no such file")
+    from dotcom_mobile.model.files import require_file
+
+    require_file(artifact)
     if artifact.suffix != ".pte":
         raise _error(f"{artifact}: the Android app runs ExecuTorch .pte files, not {artifact.suffix or 'this'}")
+    from dotcom_mobile.export.pte import check_program
+
+    check_program(artifact)  # a broken file fails here in one line, not on the phone
     manifest = artifact.with_suffix(".json")
     if not manifest.is_file():
         raise _error(f"{artifact}: no manifest {manifest.name} beside it (written by `dotcom-mobile export`)")
@@ -348,10 +352,16 @@ def install(apk: Path, serial: str | None) -> None:
     Example:
       dotcom-mobile android install android_demo/app/build/outputs/apk/debug/app-debug.apk
     """
-    if not apk.is_file():
+    if not apk.exists():
         raise _error(f"{apk}: no such file (build it with `./gradlew assembleDebug` in android_demo/)")
     if apk.suffix != ".apk":
         raise _error(f"{apk}: not an .apk")
+    import zipfile
+
+    from dotcom_mobile.model.files import require_file
+
+    if not zipfile.is_zipfile(require_file(apk)):  # an APK is a zip archive
+        raise _error(f"{apk} is not an APK (not a zip archive)")
     adb = connect(serial)
     out = adb.run("install", "-r", "-g", str(apk), timeout=600)
     if "Success" not in out.stdout:

@@ -64,6 +64,10 @@ def check_artifact(artifact: Path) -> dict[str, Any]:
         raise _error(f"{artifact}: no such file")
     if artifact.suffix not in ARTIFACT_SUFFIXES:
         raise _error(f"{artifact}: the iOS app runs .pte and .mlpackage artifacts, not {artifact.suffix or 'this'}")
+    if artifact.suffix == ".pte":
+        from dotcom_mobile.export.pte import check_program
+
+        check_program(artifact)  # a broken file fails here in one line, not after an Xcode build
     manifest = manifest_for(artifact)
     if not manifest.exists():
         raise _error(f"{artifact}: no manifest {manifest.name} beside it (written by `dotcom-mobile export`)")
@@ -264,17 +268,17 @@ def bench(artifacts: tuple[Path, ...], device: str, warmup: int, iters: int, rep
     Needs macOS, Xcode 15 or later, a phone in developer mode, and signing set up once in
     Xcode (or --team).
     """
-    xcodebuild = require_xcode()
     units = [u.strip().upper() for u in compute_units.split(",") if u.strip()]
     bad = [u for u in units if u not in COMPUTE_UNITS]
     if bad or not units:
         raise _error(f"--compute-units: unknown {', '.join(bad) or 'empty list'} (choose from {', '.join(COMPUTE_UNITS)})")
+    paths = [Path(a).resolve() for a in artifacts]
+    manifests = [check_artifact(p) for p in paths]  # first: a bad file is worth knowing on any machine
+    xcodebuild = require_xcode()
     root = (project_dir or IOS_DEMO).resolve()
     project = root / PROJECT_NAME
     if not project.exists():
         raise _error(f"{project}: iOS demo project not found (run from a dotcom-mobile checkout or pass --project)")
-    paths = [Path(a).resolve() for a in artifacts]
-    manifests = [check_artifact(p) for p in paths]
     expected = sum(1 if p.suffix == ".pte" else len(units) for p in paths)
 
     out_dir.mkdir(parents=True, exist_ok=True)

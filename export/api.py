@@ -24,6 +24,7 @@ import torch
 
 from dotcom_mobile.model import DotcomError, PreprocessConfig, check_input_size, create_model
 from dotcom_mobile.model.deploy import to_deploy
+from dotcom_mobile.model.introspect import checkpoint_facts, choose_model, meta_facts
 from dotcom_mobile.model.tracing import export_deploy, lean_provenance
 
 from .manifest import build_manifest, delegation_summary, manifest_path_for, sha256_path, write_manifest
@@ -65,9 +66,10 @@ def example_input(size: int, seed: int = 0) -> torch.Tensor:
 
 def load_quantized(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """A quantize-room ``.pt2``: (ExportedProgram, its dotcom_meta with a PreprocessConfig)."""
+    from dotcom_mobile.model.files import require_file
     from dotcom_mobile.quantize.api import load_quantized as _load
 
-    ep, meta = _load(path)
+    ep, meta = _load(require_file(path, "quantized model"))
     meta["preprocess"] = PreprocessConfig.from_state(meta["preprocess"])
     return ep, meta
 
@@ -78,8 +80,7 @@ def _load_source(model_name: str | None, checkpoint: Any, quantized: Any, task: 
         if checkpoint is not None:
             raise DotcomError("give --checkpoint or --quantized, not both (the .pt2 already holds the weights)")
         ep, meta = load_quantized(quantized)
-        if model_name is not None and model_name != meta["model"]:
-            raise DotcomError(f"{quantized} holds {meta['model']}, not {model_name}")
+        choose_model(model_name, meta_facts(meta, str(quantized)))  # a --model that says otherwise is one line
         size = int(ep.example_inputs[0][0].shape[-1]) if ep.example_inputs else meta["preprocess"].input_size[-1]
         if input_size is not None and input_size != size:
             raise DotcomError(f"{quantized} was exported at {size}x{size}; quantize again with --input-size {input_size}")
@@ -91,14 +92,9 @@ def _load_source(model_name: str | None, checkpoint: Any, quantized: Any, task: 
                    "graph": precision_summary(ep.graph, spec.int8_kernels if spec else None)}
         return _Source(meta, size, program=ep, details=details,
                        origin={"quantized": str(quantized)})
-    if model_name is None:
-        if checkpoint is None:
-            raise DotcomError("give --model NAME (or a project --checkpoint, or a --quantized .pt2)")
-        from dotcom_mobile.model import read_checkpoint
-
-        model_name = read_checkpoint(checkpoint).get("model")
-        if not model_name:
-            raise DotcomError(f"{checkpoint} does not say which model it is; add --model NAME")
+    facts = checkpoint_facts(checkpoint) if checkpoint is not None else None
+    model_name = choose_model(model_name, facts,
+                              needs="give --model NAME (or a project --checkpoint, or a --quantized .pt2)")
     model = create_model(model_name, task=task, checkpoint=checkpoint)
     size = input_size or model.dotcom_meta["preprocess"].input_size[-1]
     return _Source(model.dotcom_meta, size, model=model,

@@ -14,6 +14,7 @@ The project's own checkpoint is self-describing::
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -105,17 +106,38 @@ def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load`` with ``weights_only=True`` and one-line errors."""
-    p = Path(path)
-    if not p.is_file():
-        raise DotcomError(f"checkpoint {p}: no such file")
+    from .files import require_file
+
+    p = require_file(path, "checkpoint")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": about the file, said below if it matters
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DotcomError(f"checkpoint {p} cannot be read safely: {first}") from None
+        raise DotcomError(_load_error(p, e)) from None
     if not isinstance(obj, dict):
         raise DotcomError(f"checkpoint {p} holds a {type(obj).__name__}, not a dict")
     return obj
+
+
+def _load_error(p: Path, e: Exception) -> str:
+    """One line for why ``torch.load(weights_only=True)`` refused ``p``: torch's own is a page."""
+    with open(p, "rb") as f:
+        head = f.read(4)
+    text = str(e)
+    if not head:
+        return f"checkpoint {p} is empty"
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":  # torch.save's zip, or a (legacy) pickle
+        return f"checkpoint {p} is not a PyTorch checkpoint (neither torch.save's zip archive nor a pickle)"
+    if "Weights only load failed" in text:
+        after = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+        why = after[0].strip() if after and "WeightsUnpickler error:" in text else "not tensors and plain data"
+        return (f"checkpoint {p} cannot be read safely: it holds more than tensors and plain data ({why}); "
+                "it was refused and nothing in it ran")
+    if "failed locating file data.pkl" in text:
+        return f"checkpoint {p} is a zip archive without data.pkl: not a torch.save checkpoint (a torch.export .pt2?)"
+    first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(e).__name__
+    return f"checkpoint {p} cannot be read: {first} (truncated or corrupt?)"
 
 
 def is_project_checkpoint(obj: Mapping[str, Any]) -> bool:

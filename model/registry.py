@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from .checkpoint import (
-    FORMAT, FORMAT_VERSION, checkpoint_filter_fn, is_project_checkpoint, load_state_dict_checked, read_checkpoint,
+    FORMAT, FORMAT_VERSION, checkpoint_filter_fn, describe_state_dict, is_project_checkpoint, load_state_dict_checked,
+    read_checkpoint,
 )
 from .dotcom import VARIANTS, DoTCoM
 from .errors import DotcomError
@@ -82,6 +83,7 @@ def create_model(
     if task not in TASKS:
         raise DotcomError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
     ckpt = read_checkpoint(checkpoint) if checkpoint is not None else None
+    state = _state_dict_of(ckpt, checkpoint) if ckpt is not None else None
     class_names = None
     preprocess = TASK_PREPROCESS[task]
     if ckpt is not None and is_project_checkpoint(ckpt):
@@ -101,11 +103,13 @@ def create_model(
         class_names = list(ckpt.get("class_names") or []) or None
         preprocess = PreprocessConfig.from_state(ckpt["preprocess"]) if ckpt.get("preprocess") else TASK_PREPROCESS[task]
         options = {**ckpt.get("options", {}), **options}
+    if num_classes is None and state is not None and task == "classify":  # the authors' head says its classes
+        num_classes = describe_state_dict(state)[1]
     if num_classes is None:
         num_classes = DEFAULT_CLASSES[task]
     model = _build(name, task, num_classes, **options)
     if ckpt is not None:
-        load_state_dict_checked(model, checkpoint_filter_fn(ckpt), name, str(checkpoint))
+        load_state_dict_checked(model, state, name, str(checkpoint))
     from .labels import default_labels
 
     model.dotcom_meta = {
@@ -117,6 +121,13 @@ def create_model(
         "options": dict(options),
     }
     return model.eval()
+
+
+def _state_dict_of(ckpt: dict[str, Any], path: Any) -> dict[str, torch.Tensor]:
+    try:
+        return checkpoint_filter_fn(ckpt)
+    except DotcomError as e:  # the message does not know the file
+        raise DotcomError(f"{path}: {e}") from None
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, extra: dict[str, Any] | None = None) -> None:

@@ -11,8 +11,9 @@ BACKEND_CHOICES = ("xnnpack", "coreml")
 
 
 @click.command("quantize", context_settings={"max_content_width": 100})
-@click.option("--model", "model_name", required=True, metavar="NAME",
-              help="DoTCoM variant: dotcom_tiny, dotcom_small, dotcom_base, dotcom_large (or tiny, small, ...).")
+@click.option("--model", "model_name", default=None, metavar="NAME",
+              help="DoTCoM variant: dotcom_tiny, dotcom_small, dotcom_base, dotcom_large (or tiny, small, ...) "
+                   "[default: the one --checkpoint holds].")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="Weights: a dotcom-mobile checkpoint (classes, labels and input size come with it) or the authors' .pth.")
 @click.option("--backend", default="xnnpack", show_default=True, metavar="xnnpack|coreml",
@@ -52,6 +53,7 @@ def quantize(**kwargs) -> None:
 
     \b
     Examples:
+      dotcom-mobile quantize --checkpoint runs/best.pth --calib images/ --out q/
       dotcom-mobile quantize --model dotcom_tiny --checkpoint tiny.pth --calib images/ --out q/
       dotcom-mobile quantize --model tiny --checkpoint tiny.pth --backend coreml --calib images/
       dotcom-mobile quantize --model tiny --checkpoint tiny.pth --calib data/train --val data/val --keep-fp32 3
@@ -67,7 +69,8 @@ def quantize(**kwargs) -> None:
     if backend not in BACKEND_CHOICES:
         raise DotcomError(f"unknown backend {backend!r} for quantize (choose from {', '.join(BACKEND_CHOICES)})")
     kwargs["keep_fp32_modules"] = tuple(kwargs["keep_fp32_modules"])
-    result = quantize_model(kwargs.pop("model_name"), backend=backend, **kwargs)
+    name = _model_for(kwargs.pop("model_name"), kwargs["checkpoint"], "quantize")
+    result = quantize_model(name, backend=backend, **kwargs)
     r = result.report
     ev = r["evaluation"]
     click.echo(f"{r['quantization_details']['method'].upper()} {r['model']} for {r['backend']}: "
@@ -77,6 +80,14 @@ def quantize(**kwargs) -> None:
         click.echo("Layers losing the most SQNR: " + ", ".join(f"{w['layer']} ({w['drop_db']:.1f} dB)" for w in worst))
     click.echo(f"Saved {result.pt2_path}")
     click.echo(f"Report {result.report_md_path}")
+
+
+def _model_for(model_name: str | None, checkpoint: str | None, command: str) -> str:
+    """--model, checked against what --checkpoint holds, or read from it (model/introspect.py)."""
+    from dotcom_mobile.model.introspect import checkpoint_facts, choose_model
+
+    facts = checkpoint_facts(checkpoint) if checkpoint is not None else None
+    return choose_model(model_name, facts, needs=f"{command} needs --model NAME or a --checkpoint that records it")
 
 
 @click.group("inspect", context_settings={"max_content_width": 100})
@@ -90,7 +101,8 @@ def inspect() -> None:
 
 
 @inspect.command("activations")
-@click.option("--model", "model_name", required=True, metavar="NAME", help="DoTCoM variant (dotcom_tiny, ...).")
+@click.option("--model", "model_name", default=None, metavar="NAME",
+              help="DoTCoM variant (dotcom_tiny, ...) [default: the one --checkpoint holds].")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, metavar="PATH", help="Weights to load.")
 @click.option("--images", "images_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Images to run (searched recursively).")
@@ -108,6 +120,6 @@ def activations(model_name, checkpoint, images_dir, out_png, num_images, input_s
     """
     from .activations import plot_activations
 
-    out = plot_activations(model_name, checkpoint=checkpoint, images=images_dir, out=out_png,
+    out = plot_activations(_model_for(model_name, checkpoint, "inspect activations"), checkpoint=checkpoint, images=images_dir, out=out_png,
                            num_images=num_images, input_size=input_size)
     click.echo(f"Saved {out}")

@@ -98,7 +98,9 @@ def read_json(path: str | Path) -> Any:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DotcomError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        raise DotcomError(f"{p}: field <root>: not a JSON text file (it is not UTF-8)") from None
+    except OSError as e:
         raise DotcomError(f"{p}: cannot read ({type(e).__name__})") from None
     try:
         return json.loads(text)

@@ -116,3 +116,25 @@ def trained_tiny(tmp_path_factory, shapes_root) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "dotcom_tiny_shapes.pth"
     save_checkpoint(path, model, extra={"val_top1": acc})
     return path
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory) -> dict:
+    """A small conv net as portable/XNNPACK .pte, .bpte and .pt2 (tests/programs.py; seconds to lower)."""
+    from programs import build_toy
+
+    return build_toy(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A project checkpoint: dotcom_tiny, 4 named classes, 64x64 input (self-describing, untrained)."""
+    import dotcom_mobile.model as M
+
+    torch.manual_seed(0)
+    model = M.create_model("dotcom_tiny", num_classes=4)
+    model.dotcom_meta.update(class_names=["circle", "square", "star", "triangle"],
+                             preprocess=M.PreprocessConfig((3, SHAPES_SIZE, SHAPES_SIZE), crop_pct=1.0))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny4.pth"
+    M.save_checkpoint(path, model)
+    return path

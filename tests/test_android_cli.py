@@ -13,6 +13,7 @@ import os
 import shlex
 import stat
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -108,14 +109,14 @@ def fake_adb(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def artifact(tmp_path_factory) -> Path:
-    """A .pte-named file with a manifest written by the project's own manifest writer."""
+def artifact(tmp_path_factory, toy) -> Path:
+    """A small real program under a DoTCoM name, with a manifest written by the project's own writer."""
     from dotcom_mobile.export.manifest import build_manifest, write_manifest
     from dotcom_mobile.model import PreprocessConfig
 
     folder = tmp_path_factory.mktemp("artifact")
     pte = folder / "dotcom_tiny_xnnpack_q8.pte"
-    pte.write_bytes(b"not a real program: the phone is fake too")
+    pte.write_bytes(toy["xnnpack"].read_bytes())  # checked before anything is pushed; the phone is fake
     meta = {"model": "dotcom_tiny", "task": "classify", "num_classes": 4,
             "class_names": ["circle", "square", "triangle", "star"], "preprocess": PreprocessConfig()}
     manifest = build_manifest(artifact=pte, meta=meta, input_shape=(1, 3, 64, 64),
@@ -305,9 +306,12 @@ def test_app_not_installed(fake_adb, artifact, monkeypatch, capsys):
     assert "the demo app (org.dotcom.demo) is not installed on R5CT1234" in capsys.readouterr().err
 
 
-def test_artifact_without_manifest(fake_adb, tmp_path, capsys):
+def test_artifact_without_manifest(fake_adb, artifact, tmp_path, capsys):
     pte = tmp_path / "m_xnnpack_fp32.pte"
     pte.write_bytes(b"x")
+    assert main(["android", "push", str(pte)]) == 1
+    assert capsys.readouterr().err == f"Error: {pte} is not an ExecuTorch program (only 1 bytes)\n"
+    pte.write_bytes(artifact.read_bytes())
     assert main(["android", "push", str(pte)]) == 1
     assert "no manifest m_xnnpack_fp32.json beside it" in capsys.readouterr().err
     assert fake_adb.argv() == []  # nothing was sent to the phone
@@ -319,7 +323,8 @@ def test_push_install_doctor_pull(fake_adb, artifact, tmp_path, monkeypatch, cap
             "/data/local/tmp/dotcom/dotcom_tiny_xnnpack_q8.json"] in fake_adb.shell()
 
     apk = tmp_path / "app-debug.apk"
-    apk.write_bytes(b"PK")
+    with zipfile.ZipFile(apk, "w") as z:  # an APK is a zip archive; adb is fake
+        z.writestr("AndroidManifest.xml", "<manifest/>")
     assert main(["android", "install", str(apk)]) == 0
     assert ["-s", "R5CT1234", "install", "-r", "-g", str(apk)] in fake_adb.argv()
 

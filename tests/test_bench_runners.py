@@ -136,30 +136,34 @@ def test_corrupt_pte_gets_one_clear_line(pte, tmp_path, capsys, damage):
     data = pte.read_bytes()
     bad = tmp_path / "dotcom_tiny_xnnpack_q8.pte"
     bad.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"not a program" * 64, "empty": b""}[damage])
+    expected = {"truncated": f"{bad} is truncated: its header says ",
+                "garbage": f"{bad} is not an ExecuTorch program (no ET12 file identifier at byte 4)",
+                "empty": f"{bad} is not an ExecuTorch program (the file is empty)"}[damage]
     with pytest.raises(DotcomError) as e:
         run_python(bad, threads=1, warmup=0, iters=1, repeats=1)
-    msg = str(e.value)
-    assert msg.startswith(f"{bad}: not a loadable ExecuTorch program (") and "\n" not in msg
+    assert str(e.value).startswith(expected) and "\n" not in str(e.value)
 
+    # Checked while planning, before anything runs: the good artifact beside it is not run
+    # either, and the report folder is never made.
     out = tmp_path / "reports"
-    code = cli_main(["bench", str(bad), str(pte), "--threads", "1", "--iters", "1", "--warmup", "0", "--repeats", "1",
+    code = cli_main(["bench", str(pte), str(bad), "--threads", "1", "--iters", "1", "--warmup", "0", "--repeats", "1",
                      "--out", str(out), "--quiet"])
     captured = capsys.readouterr()
-    assert code == 1 and "Traceback" not in captured.err
-    assert captured.err.strip().startswith("Error: 1 run(s) failed") and len(captured.err.strip().splitlines()) == 1
-    err_report = validate_report(out / "dotcom_tiny_xnnpack_q8__python__t1.json")
-    assert err_report["status"] == "error" and "not a loadable ExecuTorch program" in err_report["error"]
-    assert validate_report(out / "dotcom_tiny_xnnpack_fp32__python__t1.json")["status"] == "ok"  # the good one still ran
+    assert code == 1 and captured.err == f"Error: {e.value}\n" and not out.exists()
 
 
 def test_corrupt_pte_native_runner_one_line(pte, tmp_path):
     pytest.importorskip("dotcom_mobile.bench.native")
-    from dotcom_mobile.bench.suite import Protocol, execute, plan
+    from dotcom_mobile.bench.suite import Job, Protocol, _run_native, execute, plan
 
     bad = tmp_path / "dotcom_tiny_xnnpack_q8.pte"
     bad.write_bytes(pte.read_bytes()[:4096])
-    outcome = execute(plan([bad], runner="native", threads=[1], protocol=Protocol(0, 1, 1)), tmp_path / "r",
-                      protocol=Protocol(0, 1, 1), progress=False)
+    with pytest.raises(DotcomError, match=r"dotcom_tiny_xnnpack_q8.pte is truncated: its header says"):
+        plan([bad], runner="native", threads=[1], protocol=Protocol(0, 1, 1))
+    # Past the planner's check, the binary still answers in one line and leaves an error report.
+    tmp = tmp_path / "r"
+    outcome = execute([Job("bad native", "native", 1, lambda: _run_native(bad, 1, Protocol(0, 1, 1), tmp), bad)],
+                      tmp, protocol=Protocol(0, 1, 1), progress=False)
     (error,) = outcome.errors
     assert "dotcom_tiny_xnnpack_q8.pte" in error and "\n" not in error and "Traceback" not in error
     assert outcome.reports[0]["status"] == "error" and outcome.reports[0]["runtime"]["runner"] == "native"

@@ -115,9 +115,10 @@ def test_generated_project_is_up_to_date():
     assert out.returncode == 0, out.stderr
 
 
-def test_ios_bench_off_macos_is_one_clear_line(tmp_path):
+def test_ios_bench_off_macos_is_one_clear_line(tmp_path, toy):
     artifact = tmp_path / "dotcom_tiny_xnnpack_fp32.pte"
-    artifact.write_bytes(b"not used")
+    artifact.write_bytes(toy["xnnpack"].read_bytes())  # the artifact is checked first, on any machine
+    (tmp_path / "dotcom_tiny_xnnpack_fp32.json").write_text(json.dumps(_manifest(artifact)))
     exe = Path(sys.executable).with_name("dotcom-mobile")
     out = subprocess.run([str(exe), "ios", "bench", str(artifact), "--device", "Some iPhone"],
                          capture_output=True, text=True, timeout=120)
@@ -182,7 +183,7 @@ def _manifest(artifact: Path) -> dict:
     }
 
 
-def test_stage_artifacts_replaces_previous_models(tmp_path):
+def test_stage_artifacts_replaces_previous_models(tmp_path, toy):
     from dotcom_mobile.devices.ios import check_artifact, stage_artifacts
     from dotcom_mobile.model.errors import DotcomError
 
@@ -190,6 +191,9 @@ def test_stage_artifacts_replaces_previous_models(tmp_path):
     src.mkdir()
     artifact = src / "dotcom_tiny_xnnpack_fp32.pte"
     artifact.write_bytes(b"12345678")
+    with pytest.raises(DotcomError, match="is not an ExecuTorch program"):
+        check_artifact(artifact)
+    artifact.write_bytes(toy["xnnpack"].read_bytes())
     with pytest.raises(DotcomError, match="no manifest dotcom_tiny_xnnpack_fp32.json beside it"):
         check_artifact(artifact)
     (src / "dotcom_tiny_xnnpack_fp32.json").write_text(json.dumps(_manifest(artifact)))
@@ -205,4 +209,4 @@ def test_stage_artifacts_replaces_previous_models(tmp_path):
     stage_artifacts([artifact], staging)
     assert sorted(p.name for p in staging.iterdir()) == [
         "README.md", "dotcom_tiny_xnnpack_fp32.json", "dotcom_tiny_xnnpack_fp32.pte"]
-    assert (staging / "dotcom_tiny_xnnpack_fp32.pte").read_bytes() == b"12345678"
+    assert (staging / "dotcom_tiny_xnnpack_fp32.pte").read_bytes() == toy["xnnpack"].read_bytes()

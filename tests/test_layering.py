@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "quantize": {"model", "train"},  # quantization-aware training runs train.loop
     "export": {"model", "quantize"},  # a quantized .pt2 is loaded through quantize.api
     "report": {"model"},  # params and MACs of an artifact's model (model.flops)
-    "bench": {"report", "model"},
+    "bench": {"report", "export", "model"},  # export.pte: what a .pte is, checked before a runner loads it
     "devices": {"report", "export", "model"},  # export.manifest checks what goes to the phone
     "perf": {"bench", "report", "export", "quantize", "train", "model"},
     "top": {"bench", "devices", "report", "export", "quantize", "train", "model"},

@@ -34,18 +34,6 @@ def image_path(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    """A project checkpoint: dotcom_tiny, 4 named classes, 64x64 input (self-describing)."""
-    torch.manual_seed(0)
-    model = M.create_model("dotcom_tiny", num_classes=4)
-    model.dotcom_meta.update(class_names=["circle", "square", "star", "triangle"],
-                             preprocess=M.PreprocessConfig((3, 64, 64), crop_pct=1.0))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny4.pth"
-    M.save_checkpoint(path, model)
-    return path
-
-
 # ---- info -------------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -187,17 +175,23 @@ def test_predict_unknown_model_suggests(capsys, image_path):
 def test_predict_needs_a_model(capsys, image_path, tmp_path, tiny_fixture):
     code, _, err = run_cli(capsys, "predict", str(image_path))
     assert code == 1 and err.strip() == "Error: predict needs --model NAME (and optionally --checkpoint PATH)"
+    # The authors' state dict names no variant, but its shapes do: no --model needed.
     authors = tmp_path / "authors.pth"
     torch.save(tiny_fixture["state_dict"], authors)
-    code, _, err = run_cli(capsys, "predict", str(image_path), "--checkpoint", str(authors))
-    assert code == 1 and err.strip() == f"Error: checkpoint {authors} does not record its variant: give --model NAME"
+    code, out, err = run_cli(capsys, "predict", str(image_path), "--checkpoint", str(authors))
+    assert code == 0 and f"{image_path}  (dotcom_tiny classify" in out, err
+    # Tensors of no DoTCoM variant: nothing says which model they are.
+    other = tmp_path / "other.pth"
+    torch.save({"w": torch.zeros(3)}, other)
+    code, _, err = run_cli(capsys, "predict", str(image_path), "--checkpoint", str(other))
+    assert code == 1 and err.strip() == f"Error: checkpoint {other} does not say which model it holds: give --model NAME"
 
 
 def test_predict_checkpoint_of_other_variant(capsys, image_path, tiny_ckpt):
     code, _, err = run_cli(capsys, "predict", str(image_path), "--model", "dotcom_small", "--checkpoint", str(tiny_ckpt))
     assert code == 1
-    assert err.strip() == (f"Error: checkpoint {tiny_ckpt} is for dotcom_tiny with 4 classes, not dotcom_small "
-                           "(use --model dotcom_tiny)")
+    assert err.strip() == (f"Error: --model dotcom_small contradicts checkpoint {tiny_ckpt}, which holds dotcom_tiny "
+                           "(drop --model: it is read from the file)")
 
 
 def test_console_script_one_line_error(image_path):

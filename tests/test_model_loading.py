@@ -85,8 +85,9 @@ def test_other_variant_says_which_it_fits(tmp_path):
 def test_other_class_count_says_which_it_fits(tmp_path, tiny_fixture):
     path = tmp_path / "tiny10.pth"
     torch.save(M.create_model("dotcom_tiny", num_classes=10).state_dict(), path)
+    assert M.create_model("dotcom_tiny", checkpoint=path).num_classes == 10  # unasked, the head's count
     with pytest.raises(DotcomError, match=r"is for dotcom_tiny with 10 classes, not dotcom_tiny with 1000 classes"):
-        M.create_model("dotcom_tiny", checkpoint=path)
+        M.create_model("dotcom_tiny", checkpoint=path, num_classes=1000)
 
 
 def test_project_checkpoint_of_other_variant(tmp_path):

@@ -20,33 +20,12 @@ import torch
 from dotcom_mobile.bench.native import build_runner, run_native
 from dotcom_mobile.model import DotcomError
 from dotcom_mobile.report import stats
+from programs import bundle as _bundle
+from programs import lower as _lower
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "report" / "schemas" / "latency-report.v1.schema.json").read_text())
 VECTORS = ROOT / "report" / "schemas" / "stats_vectors.json"
-
-
-def _lower(model: torch.nn.Module, x: torch.Tensor, xnnpack: bool):
-    from executorch.exir import to_edge_transform_and_lower
-
-    partitioner = []
-    if xnnpack:
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-
-        partitioner = [XnnpackPartitioner()]
-    ep = torch.export.export(model.eval(), (x,), strict=True)
-    return to_edge_transform_and_lower(ep, partitioner=partitioner).to_executorch()
-
-
-def _bundle(manager, x: torch.Tensor, expected: torch.Tensor) -> bytes:
-    from executorch.devtools import BundledProgram
-    from executorch.devtools.bundled_program.config import MethodTestCase, MethodTestSuite
-    from executorch.devtools.bundled_program.serialize import (
-        serialize_from_bundled_program_to_flatbuffer,
-    )
-
-    suite = MethodTestSuite("forward", [MethodTestCase(inputs=[x], expected_outputs=[expected])])
-    return serialize_from_bundled_program_to_flatbuffer(BundledProgram(manager, [suite]))
 
 
 def _python_outputs(pte: Path, x: torch.Tensor) -> list[torch.Tensor]:
@@ -63,29 +42,6 @@ def _run_binary(binary: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def runner_bin() -> Path:
     return build_runner()
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> dict:
-    """A small conv net as portable and XNNPACK .pte (seconds to lower, unlike DoTCoM)."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(), torch.nn.Linear(8, 4),
-    ).eval()
-    x = torch.randn(1, 3, 16, 16)
-    d = tmp_path_factory.mktemp("toy")
-    out = {"x": x, "dir": d}
-    for name, xnn in (("portable", False), ("xnnpack", True)):
-        manager = _lower(model, x, xnn)
-        path = d / f"toy_{name}_fp32.pte"
-        path.write_bytes(manager.buffer)
-        out[name] = path
-    with torch.no_grad():
-        out["eager"] = model(x)
-    out["bpte"] = d / "toy_xnnpack_fp32.bpte"
-    out["bpte"].write_bytes(_bundle(manager, x, out["eager"]))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,6 @@ import torch
 from dotcom_mobile.cli import main
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    """A project checkpoint of an untrained DoTCoM-Tiny (4 classes, 64x64): cheap to make."""
-    import dotcom_mobile.model as M
-
-    torch.manual_seed(0)
-    model = M.create_model("dotcom_tiny", num_classes=4)
-    model.dotcom_meta.update(preprocess=M.PreprocessConfig((3, 64, 64), crop_pct=1.0))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    M.save_checkpoint(path, model)
-    return path
-
-
 @pytest.fixture
 def images(tmp_path) -> Path:
     from PIL import Image

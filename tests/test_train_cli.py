@@ -156,7 +156,8 @@ def test_other_bad_input(bad_data, capsys, tmp_path):
     assert "needs --checkpoint" in _one_error_line(capsys, ["eval", "--data", str(bad_data)])
     pte = tmp_path / "m.pte"
     pte.write_bytes(b"not a program")
-    assert "has no manifest m.json" in _one_error_line(capsys, ["eval", "--artifact", str(pte), "--data", str(bad_data)])
+    assert "is not an ExecuTorch program" in _one_error_line(capsys, ["eval", "--artifact", str(pte), "--data",
+                                                                      str(bad_data)])
 
 
 def test_timm_options_train_and_ema_is_what_best_holds(tmp_path, small_shapes, capsys):

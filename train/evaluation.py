@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from dotcom_mobile.model import DotcomError, PreprocessConfig, create_model, read_checkpoint
+from dotcom_mobile.model import DotcomError, PreprocessConfig, create_model
 
 from . import data as D
 from .loop import evaluate
@@ -69,10 +69,9 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Top-1/top-5/loss of a checkpoint (ours, or any ``create_model`` accepts)."""
-    ckpt = read_checkpoint(checkpoint)
-    name = model_name or ckpt.get("model")
-    if not name:
-        raise DotcomError(f"checkpoint {checkpoint} does not say which model it is: pass --model")
+    from dotcom_mobile.model.introspect import checkpoint_facts, choose_model
+
+    name = choose_model(model_name, checkpoint_facts(checkpoint))
     model = create_model(name, checkpoint=checkpoint)
     pre: PreprocessConfig = model.dotcom_meta["preprocess"]
     if input_size is not None:
@@ -123,7 +122,13 @@ def evaluate_artifact(
     workers: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Top-1/top-5/loss of an exported ``.pte`` with its manifest's preprocessing."""
+    """Top-1/top-5/loss of an exported ``.pte`` with its manifest's preprocessing.
+
+    The program is loaded in this process: a file from elsewhere should pass the export
+    room's checks first (``dotcom_mobile.export.pte.check_program`` and ``probe_load``,
+    the manifest's schema), as ``dotcom-mobile eval`` does (cli.py wires them in; this
+    room may not import export).
+    """
     art = Path(artifact)
     if art.suffix not in (".pte", ".bpte"):
         raise DotcomError(f"{art}: --artifact takes an ExecuTorch .pte file (got {art.suffix or 'no extension'})")
