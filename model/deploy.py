@@ -15,6 +15,9 @@ The training form stays untouched; :func:`to_deploy` returns a converted deep co
   one 1x1 conv per branch plus an add, so that int8 gives each branch its own scale.
 * :func:`fold_attention_scale` (XNNPACK) moves attention's ``head_dim ** -0.5`` into the
   q projection's weights.
+* :func:`global_pools_as_mean` (XNNPACK) writes ``AdaptiveAvgPool2d(1)`` (DeepLabv3's image
+  pooling branch) as a mean over H and W. Its ExecuTorch decomposition leaves an
+  ``as_strided_copy`` XNNPACK cannot take, which cut the segmenter into two partitions.
 * :class:`SplitSiLU` (XNNPACK) writes SiLU as ``x * sigmoid(x)``, the two ops XNNPACK has int8
   kernels for. As one ``silu`` op the quantizer cannot annotate it, and each of the
   ~60 SiLUs ran in fp32 between a dequantize and a quantize inside the int8 graph.
@@ -138,6 +141,23 @@ def fold_attention_scale(model: nn.Module) -> nn.Module:
     return model
 
 
+class GlobalMean(nn.Module):
+    """``x.mean((2, 3), keepdim=True)``: ``AdaptiveAvgPool2d(1)`` as one op XNNPACK delegates."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
+def global_pools_as_mean(model: nn.Module) -> nn.Module:
+    """Swap every ``nn.AdaptiveAvgPool2d(1)`` for :class:`GlobalMean`, in place."""
+    for name, child in model.named_children():
+        if isinstance(child, nn.AdaptiveAvgPool2d) and child.output_size in (1, (1, 1)):
+            setattr(model, name, GlobalMean())
+        else:
+            global_pools_as_mean(child)
+    return model
+
+
 def split_silu(model: nn.Module) -> nn.Module:
     """Swap every ``nn.SiLU`` for :class:`SplitSiLU`, in place."""
     for name, child in model.named_children():
@@ -177,7 +197,8 @@ def replace_layernorms(model: nn.Module) -> nn.Module:
 # is folded before BatchNorm: it folds into the fuse conv's weight, and BatchNorm then
 # folds into that conv's weight and bias in turn.
 BACKEND_REWRITES = {
-    "xnnpack": (fold_co_bias, fold_batchnorms, split_fuse, fold_attention_scale, replace_layernorms, split_silu),
+    "xnnpack": (fold_co_bias, fold_batchnorms, split_fuse, fold_attention_scale, replace_layernorms, split_silu,
+                global_pools_as_mean),
     "coreml": (fold_co_bias, fold_batchnorms),
     "mlpackage": (fold_co_bias, fold_batchnorms),
     "vulkan": (fold_co_bias, fold_batchnorms),
