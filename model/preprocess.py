@@ -101,6 +101,20 @@ class _Contiguous(torch.nn.Module):
         return x.contiguous()
 
 
+def _to_8bit(im):
+    """A 16-bit or float greyscale image as 8-bit ``L``, its own min..max stretched to 0..255.
+
+    PIL's ``convert("RGB")`` clips such images at 255, so a 16-bit scan came out white.
+    """
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
+    return Image.fromarray(a.round().astype(np.uint8), mode="L")
+
+
 def load_image(path: str | Path):
     """Open an image as RGB with EXIF orientation applied.
 
@@ -123,6 +137,8 @@ def load_image(path: str | Path):
                 bg = Image.new("RGB", im.size, (255, 255, 255))
                 bg.paste(im, mask=im.getchannel("A"))
                 return bg
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float scans: stretch to 8 bit
+                im = _to_8bit(im)
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DotcomError(f"{p}: not a readable image ({type(e).__name__})") from None

@@ -37,7 +37,7 @@ from dotcom_mobile.model.deploy import to_deploy
 
 from . import numerics
 from .backends import BACKENDS, check_backend, make_quantizer
-from .data import ImageSet, load_image_folder, load_labelled, load_train_folder, synthetic_inputs
+from .data import ImageSet, calibration_warnings, load_image_folder, load_labelled, load_train_folder, synthetic_inputs
 from .recipes import BATCH, DEFAULT_KEEP_FP32, capture, export_batch1, ptq, qat
 
 __all__ = ["QuantizeResult", "quantize_model", "load_quantized", "DEFAULT_KEEP_FP32", "META_FILE"]
@@ -156,6 +156,7 @@ def quantize_model(
     val_dir: str | Path | None = None,
     progress: bool = True,
     per_layer: bool = True,
+    observer: str = "mse",
 ) -> QuantizeResult:
     """Quantize ``model_name`` to int8 for ``backend``; write the ``.pt2`` and reports.
 
@@ -165,7 +166,8 @@ def quantize_model(
     adds top-1/top-5 of fp32 and int8 to the report; without it, the output SQNR and
     agreement are measured on the calibration images. ``keep_fp32`` leaves the N layers
     that lose the most SQNR in fp32; ``keep_fp32_modules`` does the same by module-path
-    pattern (fnmatch, e.g. ``"stages.4.2.*"``). ``per_layer=False`` skips the numeric
+    pattern (fnmatch, e.g. ``"stages.4.2.*"``). ``observer`` picks the XNNPACK activation ranges of PTQ
+    (``"mse"``: least expected error, :mod:`.observers`; ``"histogram"``: PT2E's stock search). ``per_layer=False`` skips the numeric
     debugger pass (the slowest part of the report after calibration); the report then
     has no per-layer tables, and ``keep_fp32`` N, which ranks layers by it, is refused.
     """
@@ -186,7 +188,7 @@ def quantize_model(
         raise DotcomError("--qat-epochs needs --train DIR (a labelled ImageFolder)")
     if train_dir is not None and not qat_epochs:
         raise DotcomError("--train is only used for QAT: add --qat-epochs N")
-    make_quantizer(backend, dynamic=dynamic, qat=qat_epochs > 0)  # rejects unsupported combinations
+    make_quantizer(backend, dynamic=dynamic, qat=qat_epochs > 0, observer=observer)  # rejects bad combinations
     model = create_model(name, checkpoint=checkpoint)
     meta = model.dotcom_meta
     preprocess: PreprocessConfig = meta["preprocess"]
@@ -199,8 +201,7 @@ def quantize_model(
     warnings: list[str] = []
     if calib is not None:
         calib_set = load_image_folder(calib, preprocess, num_calib)
-        if calib_set.skipped:
-            warnings.append(f"{len(calib_set.skipped)} file(s) in {calib} are not readable images and were skipped")
+        warnings += calibration_warnings(calib_set, calib)
     else:
         calib_set = synthetic_inputs(preprocess, min(num_calib, 32))
         warnings.append(
@@ -232,7 +233,7 @@ def quantize_model(
 
     def quantizer(patterns: Sequence[str], layers: Sequence[str] = (), is_qat: bool = False):
         skip = numerics.skip_filter(patterns, layers, default_types)
-        return make_quantizer(backend, dynamic=dynamic, qat=is_qat, skip=skip)
+        return make_quantizer(backend, dynamic=dynamic, qat=is_qat, skip=skip, observer=observer)
 
     # -- PTQ: everything the backend quantizes in int8 ------------------------------------
     t = time.perf_counter()
@@ -285,6 +286,7 @@ def quantize_model(
         "per_channel": spec.per_channel,
         "dynamic": bool(dynamic),
         "method": "qat" if qat_epochs else "ptq",
+        "observer": observer if backend == "xnnpack" and not dynamic else "backend default",
         "kept_fp32": [f"type:{t}" for t in default_types] + list(patterns) + kept_layers,
         **spec.extra,
     }

@@ -50,7 +50,7 @@ BACKENDS: dict[str, BackendSpec] = {
     "xnnpack": BackendSpec(
         "xnnpack",
         "dotcom_mobile.quantize.backends.DotcomXNNPACKQuantizer (ExecuTorch's XNNPACKQuantizer + int8 SiLU)",
-        "int8 symmetric: per-channel weights, per-tensor activations (histogram observer), int32 biases; "
+        "int8 symmetric: per-channel weights, per-tensor activations (ranges of least expected error, quantize/observers.py), int32 biases; "
         "SiLU as int8 sigmoid (scale 1/256) and int8 mul",
         supports_dynamic=True,
         # ExecuTorch 1.5's XNNPACK partitioner configs with STATIC_QUANT, plus sigmoid (see
@@ -143,11 +143,32 @@ def _xnnpack_quantizer_class():
     return DotcomXNNPACKQuantizer
 
 
-def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None):
+# Activation observers for static PTQ: "mse" picks each range by expected error
+# (quantize/observers.py), "histogram" is PT2E's stock greedy search.
+ACT_OBSERVERS = ("mse", "histogram")
+
+
+def _with_observer(config: Any, observer: str) -> Any:
+    """``config`` with its static activation observer swapped for ``observer``'s."""
+    if observer == "histogram":
+        return config
+    import dataclasses
+
+    from .observers import MSEHistogramObserver
+
+    act = dataclasses.replace(config.input_activation,
+                              observer_or_fake_quant_ctr=MSEHistogramObserver.with_args(eps=2**-12))
+    return dataclasses.replace(config, input_activation=act, output_activation=act)
+
+
+def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None,
+                      observer: str = "mse"):
     """XNNPACK int8 (static or dynamic-linear), per-channel weights, SiLU in int8 (see the class)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat, is_dynamic=dynamic)
+    if not (qat or dynamic):
+        config = _with_observer(config, observer)
     quantizer = _xnnpack_quantizer_class()().set_global(config)
     if skip is not None:
         quantizer.set_filter_function(_keep(skip))
@@ -188,7 +209,8 @@ def coreml_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn |
 _FACTORIES = {"xnnpack": xnnpack_quantizer, "coreml": coreml_quantizer}
 
 
-def make_quantizer(backend: str, *, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None):
+def make_quantizer(backend: str, *, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None,
+                   observer: str = "mse"):
     """The PT2E quantizer of ``backend`` (``skip``: nodes to leave in fp32)."""
     spec = check_backend(backend)
     quiet_torch_logs()
@@ -196,6 +218,10 @@ def make_quantizer(backend: str, *, dynamic: bool = False, qat: bool = False, sk
         raise DotcomError(f"--dynamic is not supported for {backend} (XNNPACK only)")
     if dynamic and qat:
         raise DotcomError("--dynamic and --qat-epochs cannot be combined (QAT trains static activation ranges)")
+    if observer not in ACT_OBSERVERS:
+        raise DotcomError(f"unknown observer {observer!r} (choose from {', '.join(ACT_OBSERVERS)})")
+    if backend == "xnnpack":
+        return xnnpack_quantizer(dynamic=dynamic, qat=qat, skip=skip, observer=observer)
     return _FACTORIES[backend](dynamic=dynamic, qat=qat, skip=skip)
 
 

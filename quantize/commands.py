@@ -38,6 +38,9 @@ BACKEND_CHOICES = ("xnnpack", "coreml")
               help="QAT training images as an ImageFolder: DIR/<class>/<image>.")
 @click.option("--val", "val_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Labelled ImageFolder for fp32 vs int8 top-1/top-5 and SQNR (else measured on the calibration images).")
+@click.option("--observer", type=click.Choice(["mse", "histogram"]), default="mse", show_default=True,
+              help="XNNPACK PTQ activation ranges: mse = least expected rounding+clipping error; "
+                   "histogram = PT2E's stock search.")
 @click.option("--per-layer/--no-per-layer", default=True, show_default=True,
               help="Per-layer SQNR analysis in the report (the numeric debugger; skip it to save time).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")

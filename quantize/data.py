@@ -83,6 +83,20 @@ def load_image_folder(
     return ImageSet(torch.stack(tensors), None, str(root), len(files), skipped)
 
 
+FEW_CALIB = 8  # fewer calibration images than this: the report warns
+
+
+def calibration_warnings(data: ImageSet, folder: str | Path) -> list[str]:
+    """What the user should hear about a calibration set that loaded: skipped files, too few images."""
+    warnings = []
+    if data.skipped:
+        warnings.append(f"{len(data.skipped)} file(s) in {folder} are not readable images and were skipped")
+    if len(data) < FEW_CALIB:
+        warnings.append(f"only {len(data)} calibration image(s) in {folder}: int8 ranges from so few images "
+                        f"are unreliable (use {FEW_CALIB * 4} or more)")
+    return warnings
+
+
 def load_labelled(folder: str | Path, preprocess: PreprocessConfig, class_names: Sequence[str]) -> ImageSet:
     """An ImageFolder split (``folder/<class>/*``) with labels in the model's class order."""
     root = Path(folder)

@@ -143,6 +143,7 @@ def quantize_module(
     backend: str = "xnnpack",
     keep_fp32_modules: Sequence[str] = (),
     progress: bool = False,
+    observer: str = "mse",
 ) -> torch.fx.GraphModule:
     """PTQ of ``model``'s deployment form for ``backend``, calibrated on ``calib``.
 
@@ -155,7 +156,7 @@ def quantize_module(
     inputs = _stack(calib)
     reference = capture(to_deploy(model, backend), tuple(inputs.shape[1:]))
     skip = skip_filter(tuple(keep_fp32_modules), (), DEFAULT_KEEP_FP32.get(backend, ()))
-    return ptq(reference, make_quantizer(backend, skip=skip), ImageSet(inputs, source="in memory"), progress)
+    return ptq(reference, make_quantizer(backend, skip=skip, observer=observer), ImageSet(inputs, source="in memory"), progress)
 
 
 def quantized_program(

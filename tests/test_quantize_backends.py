@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from dotcom_mobile.model import DotcomError, PreprocessConfig
+from dotcom_mobile.model import DotcomError, PreprocessConfig, load_image
 from dotcom_mobile.quantize import numerics
 from dotcom_mobile.quantize.backends import BACKENDS, make_quantizer
-from dotcom_mobile.quantize.data import load_image_folder, synthetic_inputs
+from dotcom_mobile.quantize.data import calibration_warnings, load_image_folder, synthetic_inputs
 
 
 class Toy(nn.Module):
@@ -114,6 +114,22 @@ def test_calibration_folder_reads_all_image_modes(tmp_path):
     assert sorted(data.skipped) == ["broken.png", "notes.txt"]
     assert data.files_found == 6
     assert len(load_image_folder(tmp_path, pre, limit=2)) == 2
+    assert calibration_warnings(data, tmp_path) == [
+        f"2 file(s) in {tmp_path} are not readable images and were skipped",
+        f"only 4 calibration image(s) in {tmp_path}: int8 ranges from so few images are unreliable (use 32 or more)"]
+
+
+def test_sixteen_bit_scans_are_stretched_not_clipped(tmp_path):
+    """PIL's RGB conversion clips 16-bit greyscale at 255: the scan came out white."""
+    import numpy as np
+    from PIL import Image
+
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 60).astype(np.uint16)  # 0 .. 61,380
+    Image.fromarray(ramp).save(tmp_path / "scan16.png")
+    assert Image.open(tmp_path / "scan16.png").mode == "I;16"
+    rgb = np.asarray(load_image(tmp_path / "scan16.png"))
+    assert rgb.shape == (32, 32, 3) and rgb.min() == 0 and rgb.max() == 255
+    assert 120 < rgb.mean() < 135  # a ramp stays a ramp (mean 127.5), not a white page
 
 
 def test_calibration_folder_errors(tmp_path):
