@@ -39,15 +39,30 @@ Examples:
 
 
 class _Steps:
-    """Prints ``[n/5] text`` and remembers how long each step took (the demo's own profile)."""
+    """Prints ``[n/5] text``, a heartbeat line while a step runs, and each step's seconds.
 
-    def __init__(self) -> None:
+    The heartbeat (``... quantize 20 s``) comes every ``heartbeat_s`` seconds from a
+    daemon thread, so a long lowering that prints nothing itself still shows it is alive.
+    """
+
+    def __init__(self, heartbeat_s: float = 10.0) -> None:
+        import threading
         import time
 
         self._clock = time.perf_counter
         self._start = self._clock()
         self._current: tuple[str, float] | None = None
         self.seconds: dict[str, float] = {}
+        self._heartbeat_s = heartbeat_s
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="demo-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._wake.wait(self._heartbeat_s):
+            current = self._current
+            if current is not None:
+                click.echo(f"      ... {current[0]} {self._clock() - current[1]:.0f} s", err=True)
 
     def __call__(self, n: int, name: str, text: str) -> None:
         self.done()
@@ -60,8 +75,12 @@ class _Steps:
             self.seconds[name] = self._clock() - t0
             self._current = None
 
-    def summary(self) -> str:
+    def close(self) -> None:
         self.done()
+        self._wake.set()
+
+    def summary(self) -> str:
+        self.close()
         parts = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
         return f"done in {self._clock() - self._start:.0f} s ({parts})"
 
@@ -94,6 +113,7 @@ def demo(model: str, checkpoint: Path | None, calib: Path | None, num_calib: int
     from dotcom_mobile.report.render import text_table, write_report
 
     step = _Steps()
+    click.get_current_context().call_on_close(step.close)  # the heartbeat stops on errors too
     # Read the checkpoint before anything is written: a broken one is one line and an untouched --out.
     model = choose_model(model, checkpoint_facts(checkpoint) if checkpoint is not None else None, default="dotcom_tiny")
     check_input_size(input_size, input_size)

@@ -253,7 +253,7 @@ def lower(ep: Any, target: Target, opts: Options, *, etrecord: bool = False) -> 
     root, level = logging.getLogger(), logging.getLogger().level
     partitioners = target.partitioners(opts)
     root.setLevel(level)  # Vulkan's modules set the root logger to INFO on import: hundreds of lines
-    with target.quiet(), lean_provenance():
+    with target.quiet(), lean_provenance(), target.lowering(ep):
         edge = to_edge_transform_and_lower(
             ep, partitioner=partitioners,
             transform_passes=target.transform_passes() if target.transform_passes else None,

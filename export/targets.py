@@ -51,6 +51,8 @@ class Target:
     missing: Callable[[], str | None] = lambda: None
     compute_unit: bool = False  # whether compute_unit applies (Core ML)
     quiet: Callable[[], ContextManager[None]] = contextlib.nullcontext  # wraps the backend's conversion
+    # Wraps to_edge_transform_and_lower of one program (its argument): backend-specific speed-ups.
+    lowering: Callable[[Any], ContextManager[None]] = lambda ep: contextlib.nullcontext()
     slow: bool = False
     notes: str = field(default="", compare=False)
 
@@ -80,7 +82,63 @@ def xnnpack_partitioner_configs() -> list:
 def _xnnpack(opts: Options) -> list:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-    return [XnnpackPartitioner(configs=xnnpack_partitioner_configs())]
+    class CheckedOnceXnnpackPartitioner(XnnpackPartitioner):
+        """XNNPACK's partitioner, telling the edge pass up front when every kept op is supported.
+
+        ``to_edge_transform_and_lower`` keeps the ops a partitioner wants whole (linear,
+        hardswish, ...) from being decomposed. A partitioner that also returns a check
+        function sends the program down a path of two extra full decompositions (the
+        ``EDGE_DO_NOT_DECOMP`` path: decompose, mark the nodes the check accepts,
+        decompose again), 17 of DoTCoM-Tiny's 45 s of edge generation on 2 cores. When
+        the check accepts every such node of the graph, the marking would keep them all,
+        which is what the plain path does: so the check is run here once and, if it
+        holds for all, not returned. Any rejected node keeps ExecuTorch's own path.
+        """
+
+        def ops_to_not_decompose(self, ep):  # type: ignore[override]
+            ops, check = super().ops_to_not_decompose(ep)
+            if check is None:
+                return ops, None
+            kept = set(ops)
+            nodes = [n for n in ep.graph.nodes if n.op == "call_function" and n.target in kept]
+            return (ops, None) if all(check(n) for n in nodes) else (ops, check)
+
+    return [CheckedOnceXnnpackPartitioner(configs=xnnpack_partitioner_configs())]
+
+
+# XNNPACK delegate passes that only re-compose an op from its decomposition, and the
+# aten op (by name) without which the program cannot contain that decomposition.
+_RECOMPOSING_PASSES = {"ConvertToUpsampleBilinear2d": "upsample_bilinear2d",
+                       "ConvertToSDPAPass": "scaled_dot_product_attention"}
+
+
+@contextlib.contextmanager
+def _xnnpack_lowering(ep: Any) -> Iterator[None]:
+    """Skip XNNPACK's re-composing passes whose op ``ep`` does not contain.
+
+    ``ConvertToUpsampleBilinear2d`` and ``ConvertToSDPAPass`` match every node of the
+    delegated graph against pattern graphs they first build by lowering small models
+    themselves: 16 of the 47 s XNNPACK's passes took on DoTCoM-Tiny at 256 (2 busy
+    cores), to find nothing, since the classifier has neither op (the segmenter keeps
+    its upsampling and so the pass). The other passes, and the pass manager, are as
+    ExecuTorch ships them; the original list is restored on exit.
+    """
+    from executorch.backends.xnnpack import _passes
+
+    present = " ".join(str(n.target) for n in ep.graph.nodes if n.op == "call_function")
+    drop = {name for name, op in _RECOMPOSING_PASSES.items() if op not in present}
+    manager = _passes.XNNPACKPassManager
+    original = manager.__init__
+
+    def __init__(self, exported_program, passes=None):  # noqa: N807 - the wrapped constructor
+        original(self, exported_program, passes)
+        self.passes = [p for p in self.passes if p.__name__ not in drop]
+
+    manager.__init__ = __init__
+    try:
+        yield
+    finally:
+        manager.__init__ = original
 
 
 def _xnnpack_passes() -> list:
@@ -191,6 +249,7 @@ TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target("xnnpack", "xnnpack", "pte", _xnnpack, _xnnpack_passes, quantized_from=("xnnpack",),
+               lowering=_xnnpack_lowering,
                notes="CPU (Android, iOS, desktop); fp32, or int8 from an XNNPACK-quantized .pt2"),
         Target("coreml", "coreml", "pte", _coreml, precision=lambda o: "q8" if o.quantized else "fp16",
                quantized_from=("coreml",), compute_unit=True, quiet=quiet_coremltools, slow=True,

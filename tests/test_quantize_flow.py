@@ -1,6 +1,6 @@
 """Issue 3 acceptance: PTQ and QAT of a trained DoTCoM-Tiny on the shapes dataset.
 
-One ``quantize_model`` call with ``qat_epochs`` runs the whole flow: strict export of
+One ``quantize_model`` call with ``qat_epochs`` runs the whole flow: export of
 the deployment form, PTQ (XNNPACKQuantizer, calibrated on real images), the per-layer
 analysis, QAT from the same graph, and the saved ``.pt2``. Its report holds the PTQ
 and the QAT figures side by side, so the acceptance checks share one export.
@@ -28,11 +28,16 @@ def run(tmp_path_factory, shapes_root, trained_tiny):
 
 
 def test_ptq_close_to_fp32(run):
+    """The shipped shapes checkpoint, 64 calibration images, 128 val images. Measured
+    (quantize/README.md): AMD EPYC AVX2 25.44 dB, top-1 97.66 -> 97.66; the same with
+    ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 25.49 dB, 97.66 -> 97.66. The
+    limits leave 2 dB and 2 images for another CPU's arithmetic (before the checkpoint was
+    shipped, a model trained at test time reached 20.3 dB on Sapphire Rapids)."""
     ptq = run.report["qat"]["ptq"]
     assert ptq["images"] == 128
-    assert ptq["fp32_top1"] >= 0.5
-    assert ptq["int8_top1"] >= ptq["fp32_top1"] - 0.02, ptq
-    assert ptq["sqnr_db"] >= 20.0, ptq
+    assert ptq["fp32_top1"] >= 0.95  # the shipped checkpoint (val_top1 0.977 stored in it)
+    assert ptq["int8_top1"] >= ptq["fp32_top1"] - 2 / 128, ptq
+    assert ptq["sqnr_db"] >= 23.5, ptq
 
 
 def test_qat_at_least_ptq(run):
