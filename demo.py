@@ -171,7 +171,7 @@ def demo(model: str, checkpoint: Path | None, calib: Path | None, num_calib: int
 
     step(5, "report", "report")
     written = write_report(outcome.reports, out_dir / "report.md")
-    columns = ("artifact", "runner", "thr", "p50 ms", "p90 ms", "spread", "load ms", "peak MB", "delegated", "GMAC/s",
+    columns = ("artifact", "runner", "thr", "cpu kind", "p50 ms", "p90 ms", "spread", "load ms", "peak MB", "delegated", "GMAC/s",
                "paper ms")
     click.echo(text_table(outcome.reports, columns))
     click.echo(f"\nreports: {out_dir / 'reports'}/   table and plots: {', '.join(str(p) for p in written)}")

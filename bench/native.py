@@ -171,16 +171,18 @@ def _enrich(report: dict[str, Any], pte: Path) -> dict[str, Any]:
     """Adds what the binary cannot know to its report, so native rows sit beside Python ones.
 
     The binary sees bytes; the manifest beside the artifact and the model registry know
-    the model, task, params/MACs (for GMAC/s) and delegation. The report room's
+    the model, task, params/MACs (for GMAC/s), delegation and the host's CPU kind
+    (the binary does not parse cpu flags; it runs here). The report room's
     ``artifact_info``/``delegation_from_pte`` build these for every runner; without
     that module the manifest alone is used.
     """
     manifest = _load_manifest(pte)
     native_art = report["artifact"]
     try:
+        from dotcom_mobile.report.host import cpu_device_fields as host_cpu
         from dotcom_mobile.report.latency import artifact_info, delegation_from_pte
     except ImportError:
-        artifact_info = delegation_from_pte = None
+        artifact_info = delegation_from_pte = host_cpu = None
     if artifact_info is not None:
         art = artifact_info(pte, manifest=manifest, input_shape=native_art.get("input_shape"))
         for key, value in native_art.items():  # keep the binary's answer where the name said nothing
@@ -199,6 +201,9 @@ def _enrich(report: dict[str, Any], pte: Path) -> dict[str, Any]:
         if delegation is None and delegation_from_pte is not None and report.get("status") == "ok":
             delegation = delegation_from_pte(pte)
         report["delegation"] = delegation
+    device = report.get("device")
+    if host_cpu is not None and isinstance(device, dict) and "cpu_kind" not in device:
+        device.update(host_cpu())  # the binary ran on this host: its int8 instruction sets are this host's
     return report
 
 

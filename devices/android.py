@@ -267,6 +267,27 @@ def wait_for_report(adb: Adb, package: str, timeout: float, sleep: Callable[[flo
             sleep(POLL_INTERVAL_S)
 
 
+def cpu_fields(adb: Adb) -> dict[str, Any]:
+    """``cpu_features`` and ``cpu_kind`` of the phone, from ``/proc/cpuinfo``'s Features over adb.
+
+    The app does not read them itself; they are the same for every run on one phone,
+    and the host parses them with the same code as its own (``report/cpu.py``).
+    """
+    from dotcom_mobile.report import cpu
+
+    out = adb.shell("cat", "/proc/cpuinfo", check=False)
+    arch, features = cpu.parse_cpuinfo(out.stdout if out.returncode == 0 else "", adb.getprop("ro.product.cpu.abi"))
+    return cpu.device_fields(arch, features)
+
+
+def with_cpu_fields(report: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with the phone's CPU kind in its device section, unless it already names one."""
+    device = report.get("device")
+    if isinstance(device, dict) and device.get("cpu_kind") is None and fields.get("cpu_kind") is not None:
+        device.update(fields)
+    return report
+
+
 def save_report(report: dict[str, Any], out_dir: Path, source: str) -> Path:
     """Validate against latency-report v1 and write it into ``out_dir`` (atomically)."""
     from dotcom_mobile.report.latency import report_filename, validate_report, write_json_atomic
@@ -279,7 +300,7 @@ def save_report(report: dict[str, Any], out_dir: Path, source: str) -> Path:
 def format_table(reports: Sequence[dict[str, Any]]) -> str:
     from dotcom_mobile.report.render import text_table
 
-    return text_table(reports, columns=("device", "artifact", "runner", "thr", "p50 ms", "p90 ms", "spread",
+    return text_table(reports, columns=("device", "cpu kind", "artifact", "runner", "thr", "p50 ms", "p90 ms", "spread",
                                         "load ms", "peak MB", "delegated"))
 
 
@@ -311,7 +332,7 @@ def android() -> None:
 @_serial_option
 @_package_option
 def doctor(serial: str | None, package: str) -> None:
-    """Check adb, the connected devices (ABI, Android version) and whether the app is installed.
+    """Check adb, the connected devices (ABI, Android version, CPU kind) and whether the app is installed.
 
     \b
     Example:
@@ -339,6 +360,9 @@ def doctor(serial: str | None, package: str) -> None:
         click.echo(f"device     {d.serial}: {model or '?'}, {abi or '?'}, Android {release or '?'} (API {sdk or '?'})")
         if abi and abi not in ("arm64-v8a", "x86_64"):
             click.secho(f"           the ExecuTorch AAR ships arm64-v8a and x86_64 only, not {abi}", fg="yellow")
+        cpu = cpu_fields(dev)
+        features = ", ".join(cpu["cpu_features"]) if cpu["cpu_features"] else "none of the int8 ones"
+        click.echo(f"cpu        {cpu['cpu_kind'] or 'unknown'} ({features if cpu['cpu_features'] is not None else 'no /proc/cpuinfo'})")
         click.echo(f"app        {package}: {'installed' if installed else 'not installed'}")
 
 
@@ -429,7 +453,7 @@ def bench(artifact: Path, serial: str | None, iters: int, warmup: int, threads: 
     validate_report(report, source=source)
     if report["artifact"]["name"] != artifact.name:
         raise _error(f"{source}: reports on {report['artifact']['name']}, not {artifact.name} (an older app?)")
-    path = save_report(report, out_dir, source=source)
+    path = save_report(with_cpu_fields(report, cpu_fields(adb)), out_dir, source=source)
     click.echo(format_table([report]))
     click.echo(f"report: {path}")
     if report["status"] != "ok":
@@ -460,7 +484,10 @@ def pull(serial: str | None, out_dir: Path, minibench: Path | None, package: str
         report = json.loads(text)
     except json.JSONDecodeError as e:
         raise _error(f"{adb.serial}:{package}/{RESULT_FILE}: not JSON ({e.msg} at line {e.lineno})") from None
-    path = save_report(report, out_dir, source=f"{adb.serial}:{package}/{RESULT_FILE}")
+    source = f"{adb.serial}:{package}/{RESULT_FILE}"
+    if isinstance(report, dict):
+        report = with_cpu_fields(report, cpu_fields(adb))
+    path = save_report(report, out_dir, source=source)
     if minibench is not None:
         mb = read_app_file(adb, package, MINIBENCH_FILE)
         if not mb:

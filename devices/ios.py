@@ -170,6 +170,27 @@ def attachment_reports(result_bundle: Path, scratch: Path, run=subprocess.run) -
     return reports
 
 
+def with_chip(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with the phone's chip (``Apple A16``) and its CPU kind, where the model names a known chip.
+
+    iOS has no /proc/cpuinfo and the app records only the model identifier
+    (``iPhone15,2``); the chip's int8 instruction sets follow from the chip
+    (``report/cpu.py``). A report that already names a kind, or an unknown model, is
+    left as it is.
+    """
+    from dotcom_mobile.report import cpu
+
+    device = report.get("device") or {}
+    if device.get("cpu_kind") is not None:
+        return report
+    chip = cpu.apple_chip(device.get("model"), device.get("cpu"))
+    features = cpu.apple_features(chip) if chip else None
+    if chip and features is not None:
+        device["cpu"] = device.get("cpu") or chip
+        device.update(cpu.device_fields("arm64", features))
+    return report
+
+
 def _key(report: dict[str, Any]) -> tuple:
     return (report["artifact"]["name"], report["runtime"]["runner"], report["runtime"].get("compute_unit"))
 
@@ -191,14 +212,14 @@ def _fmt_ms(value: Any) -> str:
 
 def format_table(reports: Sequence[dict[str, Any]]) -> str:
     """Plain-text table: one row per report."""
-    header = ("artifact", "runner", "units", "p50 ms", "p90 ms", "mean ms", "load ms", "memory MB", "thermal", "status")
+    header = ("artifact", "runner", "units", "cpu kind", "p50 ms", "p90 ms", "mean ms", "load ms", "memory MB", "thermal", "status")
     rows = [header]
     for r in reports:
         res = r.get("results") or {}
         mem = res.get("peak_memory_bytes")
         rows.append((
             r["artifact"]["name"], r["runtime"]["runner"], r["runtime"].get("compute_unit") or "-",
-            _fmt_ms(res.get("p50_ms")), _fmt_ms(res.get("p90_ms")), _fmt_ms(res.get("mean_ms")),
+            r["device"].get("cpu_kind") or "-", _fmt_ms(res.get("p50_ms")), _fmt_ms(res.get("p90_ms")), _fmt_ms(res.get("mean_ms")),
             _fmt_ms(res.get("load_ms")), f"{mem / 2**20:.0f}" if isinstance(mem, int) else "-",
             r["device"].get("thermal_state") or "-",
             r["status"] if r["status"] == "ok" else f"error: {r.get('error', '')}",
@@ -310,7 +331,7 @@ def bench(artifacts: tuple[Path, ...], device: str, warmup: int, iters: int, rep
         raise _error(f"xcodebuild failed (exit {returncode}) before any report: {_first_error(log_path)}")
 
     for report in reports:
-        _write_json_atomic(out_dir / report_file_name(report), report)
+        _write_json_atomic(out_dir / report_file_name(with_chip(report)), report)
     click.echo(format_table(reports))
     click.echo(f"{len(reports)} report(s) in {out_dir}/ (model: {', '.join(sorted({m['model'] for m in manifests}))})")
     failed = [r for r in reports if r["status"] != "ok"]

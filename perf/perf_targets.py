@@ -12,6 +12,13 @@ ExecuTorch int8 vs ONNX Runtime int8  p50(ET q8) / p50(ORT int8 QDQ)   <= 1.00
 native runner vs Python runner        p50(native) / p50(python)        in [0.90, 1.10]
 ====================================  ==========================================
 
+The int8 target depends on the CPU kind (issue 13, ``report/cpu.py``): where the CPU
+has an int8 dot product (``x86-avx512-vnni``, ``x86-avx-vnni``, ``x86-amx``) int8 must
+be at most 0.5x fp32; on ``x86-avx2``, which has none, at most 0.8x; other kinds have
+no target yet. Every run ends with the int8/fp32 ratios grouped per CPU kind;
+``--reports DIR`` prints that table alone from reports measured elsewhere (phones,
+other hosts), without measuring anything.
+
 Achieved GMAC/s is printed next to every latency. These are measurements, not
 tests: on a shared machine they move with the load, so every report (with all its
 samples) is kept in ``--out/reports`` and the table in ``--out/perf_targets.md``.
@@ -23,6 +30,7 @@ Usage::
 
     python -m dotcom_mobile.perf.perf_targets --models dotcom_tiny
     python -m dotcom_mobile.perf.perf_targets --threads 1,2 --iters 100 --out perf_out
+    python -m dotcom_mobile.perf.perf_targets --reports reports/ phone_reports/
 """
 
 from __future__ import annotations
@@ -37,8 +45,12 @@ from typing import Any, Callable
 from dotcom_mobile.model.errors import DotcomError
 
 SIZE = 256
+#: int8/fp32 (ExecuTorch XNNPACK p50) bound per CPU kind; a kind not listed has no target.
+INT8_TARGETS: dict[str, float] = {"x86-amx": 0.5, "x86-avx512-vnni": 0.5, "x86-avx-vnni": 0.5, "x86-avx2": 0.8}
+INT8_QUANTS = ("q8", "int8")
 TARGETS: list[tuple[str, str, str, float, float]] = [
-    # (name, numerator, denominator, low, high): pass when low <= num/den <= high
+    # (name, numerator, denominator, low, high): pass when low <= num/den <= high.
+    # The first row's bound is replaced by the CPU kind's (INT8_TARGETS) in evaluate().
     ("int8 <= 0.5x ET fp32", "et_q8", "et_fp32", 0.0, 0.5),
     ("int8 <= 0.25x eager fp32", "et_q8", "eager_fp32", 0.0, 0.25),
     ("ET fp32 <= ORT fp32", "et_fp32", "ort_fp32", 0.0, 1.0),
@@ -60,6 +72,7 @@ class Args:
     onnx: bool
     rebuild: bool
     num_calib: int
+    reports: list[Path] | None = None
 
 
 def build_artifacts(model: str, out: Path, *, rebuild: bool = False, num_calib: int = 64) -> tuple[Path, Path | None]:
@@ -149,14 +162,23 @@ def measure(model: str, threads: int, fp32: Path, q8: Path | None, a: Args) -> d
 
 
 def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The target rows: ratio of p50s and pass/fail (None when a side was not measured)."""
+    """The target rows: ratio of p50s and pass/fail.
+
+    ``pass`` is None when a side was not measured (``ratio`` None too) or when the CPU
+    kind has no int8 target (``high`` None, the ratio still shown).
+    """
+    kind = next((r["device"].get("cpu_kind") for r in results.values() if r["device"].get("cpu_kind")), None)
     rows = []
     for name, num, den, low, high in TARGETS:
-        if num in results and den in results:
-            ratio = results[num]["results"]["p50_ms"] / results[den]["results"]["p50_ms"]
-            rows.append({"target": name, "ratio": ratio, "low": low, "high": high, "pass": low <= ratio <= high})
-        else:
-            rows.append({"target": name, "ratio": None, "low": low, "high": high, "pass": None})
+        bound: float | None = high
+        if (num, den) == ("et_q8", "et_fp32"):
+            bound = INT8_TARGETS.get(kind or "")
+            name = f"int8 <= {bound:g}x ET fp32" if bound is not None else "int8 vs ET fp32"
+            name += f" ({kind or 'unknown cpu kind'})"
+        ratio = results[num]["results"]["p50_ms"] / results[den]["results"]["p50_ms"] \
+            if num in results and den in results else None
+        ok = None if ratio is None or bound is None else low <= ratio <= bound
+        rows.append({"target": name, "ratio": ratio, "low": low, "high": bound, "pass": ok})
     return rows
 
 
@@ -178,11 +200,84 @@ def format_tables(all_results: dict[tuple[str, int], dict[str, dict[str, Any]]])
         lines.append("| target | ratio | bound | result |")
         lines.append("|---|---|---|---|")
         for row in evaluate(results):
-            bound = f"<= {row['high']}" if row["low"] == 0 else f"{row['low']}..{row['high']}"
+            bound = "no target" if row["high"] is None else (
+                f"<= {row['high']}" if row["low"] == 0 else f"{row['low']}..{row['high']}")
             ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
-            verdict = "not measured" if row["pass"] is None else ("PASS" if row["pass"] else "FAIL")
+            verdict = _verdict(row)
             lines.append(f"| {row['target']} | {ratio} | {bound} | {verdict} |")
     return "\n".join(lines)
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row["ratio"] is None:
+        return "not measured"
+    if row["pass"] is None:
+        return "no target"
+    return "PASS" if row["pass"] else "FAIL"
+
+
+def int8_ratios(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """int8/fp32 p50 of every (CPU kind, device, model, input, backend, runner, threads) measured in both.
+
+    Pairs an fp32 report with an int8 (``q8``/``int8``) one of the same model, input
+    shape, backend, runner and thread count on the same device; a newer report of a
+    pair replaces an older one. Rows are sorted by CPU kind, so a table reads as one
+    block per kind, each with its target (:data:`INT8_TARGETS`).
+    """
+    from dotcom_mobile.report.latency import headline_ms
+    from dotcom_mobile.report.render import device_label
+
+    pairs: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in sorted(reports, key=lambda r: r.get("created_at") or ""):
+        a, quant = r["artifact"], r["artifact"].get("quantization")
+        side = "fp32" if quant == "fp32" else ("int8" if quant in INT8_QUANTS else None)
+        if side is None or r.get("status") != "ok" or headline_ms(r) is None:
+            continue
+        key = (r["device"].get("cpu_kind") or "unknown", device_label(r), a.get("model") or Path(a["name"]).stem,
+               tuple(a.get("input_shape") or ()), a.get("backend"), r["runtime"]["runner"], r["device"].get("threads"))
+        pairs.setdefault(key, {})[side] = r
+    rows = []
+    for key in sorted(pairs, key=lambda k: tuple("" if v is None else str(v) for v in k)):
+        sides = pairs[key]
+        if set(sides) != {"fp32", "int8"}:
+            continue
+        kind, device, model, shape, backend, runner, threads = key
+        fp32, int8 = headline_ms(sides["fp32"]), headline_ms(sides["int8"])
+        target = INT8_TARGETS.get(kind)
+        ratio = int8 / fp32
+        rows.append({"cpu_kind": kind, "device": device, "model": model, "input_shape": list(shape), "backend": backend,
+                     "runner": runner, "threads": threads, "fp32_ms": fp32, "int8_ms": int8, "ratio": ratio,
+                     "target": target, "pass": None if target is None else ratio <= target})
+    return rows
+
+
+def format_kind_table(rows: list[dict[str, Any]]) -> str:
+    """The int8/fp32 ratios as one Markdown block per CPU kind, with that kind's target."""
+    if not rows:
+        return "\n### int8 / fp32 per CPU kind\n\nno fp32/int8 pair of reports on the same device, model and threads"
+    lines = ["\n### int8 / fp32 per CPU kind"]
+    for kind in dict.fromkeys(r["cpu_kind"] for r in rows):
+        target = INT8_TARGETS.get(kind)
+        lines += ["", f"#### {kind}: " + (f"target int8 <= {target:g}x fp32" if target is not None else "no target"), "",
+                  "| device | model | input | runner | thr | fp32 ms | int8 ms | int8/fp32 | result |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in (r for r in rows if r["cpu_kind"] == kind):
+            shape = "x".join(str(s) for s in r["input_shape"][-2:]) or "-"
+            verdict = "no target" if r["pass"] is None else ("PASS" if r["pass"] else "FAIL")
+            lines.append(f"| {r['device']} | {r['model']} | {shape} | {r['runner']} | {r['threads']} | "
+                         f"{r['fp32_ms']:.2f} | {r['int8_ms']:.2f} | {r['ratio']:.2f} | {verdict} |")
+    return "\n".join(lines)
+
+
+def from_reports(paths: list[Path]) -> int:
+    """``--reports``: the per-kind table of reports already on disk; measures nothing."""
+    from dotcom_mobile.report.collect import collect_inputs
+
+    found = collect_inputs(paths)
+    for path, why in found.invalid:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    print(format_kind_table(int8_ratios([r for _, r in found.reports])))
+    return 0
 
 
 def parse_args(argv: list[str] | None) -> Args:
@@ -200,7 +295,11 @@ def parse_args(argv: list[str] | None) -> Args:
     p.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX Runtime baselines")
     p.add_argument("--rebuild", action="store_true", help="lower again even if artifacts exist in --out")
     p.add_argument("--num-calib", type=int, default=64, help="calibration images for int8 (generated shapes)")
+    p.add_argument("--reports", type=Path, nargs="+", metavar="PATH", default=None,
+                   help="measure nothing: print the int8/fp32 ratios per CPU kind of these reports (files or folders)")
     ns = p.parse_args(argv)
+    if ns.reports:
+        return Args([], [], ns.out, 0, 0, 0, False, False, False, 0, reports=ns.reports)
     models = [resolve_model_name(m) for m in ns.models.split(",") if m]
     return Args(models, parse_threads(ns.threads), ns.out, ns.warmup, ns.iters, ns.repeats, ns.native, ns.onnx,
                 ns.rebuild, ns.num_calib)
@@ -211,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         a = parse_args(argv)
+        if a.reports:
+            return from_reports(a.reports)
         a.out.mkdir(parents=True, exist_ok=True)
         all_results: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
         for model in a.models:
@@ -221,9 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     except DotcomError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
-    text = format_tables(all_results)
+    text = format_tables(all_results) + "\n" + format_kind_table(
+        int8_ratios([r for res in all_results.values() for r in res.values()]))
     print(text)
-    summary = {f"{m}/t{t}": {"p50_ms": {k: r["results"]["p50_ms"] for k, r in res.items()}, "targets": evaluate(res)}
+    summary = {f"{m}/t{t}": {"cpu_kind": next((r["device"].get("cpu_kind") for r in res.values()), None),
+                             "p50_ms": {k: r["results"]["p50_ms"] for k, r in res.items()}, "targets": evaluate(res)}
                for (m, t), res in all_results.items()}
     write_json_atomic(a.out / "perf_targets.json", summary)
     write_bytes_atomic(a.out / "perf_targets.md", ("# Performance targets\n" + text + "\n").encode())

@@ -3,16 +3,21 @@
 A latency without its device is noise: the report records the CPU, the core count,
 the thread count the runtime was told to use and, where Linux exposes them, the
 frequency governor and current clock of every core (a ``powersave`` governor or a
-throttled core explains a slow run better than any statistic).
+throttled core explains a slow run better than any statistic), and the int8
+instruction sets with their ``cpu_kind`` (:mod:`.cpu`): an int8/fp32 ratio is a
+property of the CPU kind as much as of the model.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from . import cpu
 
 _PLATFORMS = {"linux": "linux", "darwin": "macos", "win32": "windows", "cygwin": "windows"}
 
@@ -43,6 +48,31 @@ def _cpu_freqs_khz() -> list[int] | None:
     return freqs or None
 
 
+def cpu_features() -> tuple[str | None, list[str] | None]:
+    """(architecture, recorded int8 features) of this host; features None where nothing says.
+
+    Linux and Android: ``/proc/cpuinfo``; macOS: ``sysctl`` (no cpuinfo there).
+    """
+    arch = cpu.arch_name(platform.machine())
+    info = _read("/proc/cpuinfo")
+    if info:
+        parsed_arch, features = cpu.parse_cpuinfo(info, platform.machine())
+        return parsed_arch or arch, features
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["sysctl", "hw.optional", "machdep.cpu"], capture_output=True, text=True,
+                                 timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return arch, None
+        return arch, cpu.parse_sysctl(out) if out else None
+    return arch, None
+
+
+def cpu_device_fields() -> dict[str, Any]:
+    """This host's ``cpu_features`` and ``cpu_kind`` for a report's ``device``."""
+    return cpu.device_fields(*cpu_features())
+
+
 def _memory_bytes() -> int | None:
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
@@ -63,6 +93,7 @@ def device_info(threads: int | None) -> dict[str, Any]:
         "cpu_freq_khz": _cpu_freqs_khz(),
         "thermal_state": None,
         "memory_bytes": _memory_bytes(),
+        **cpu_device_fields(),
     }
 
 

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 from dotcom_mobile.model.errors import DotcomError
 
+from .cpu import kind_problem
 from .host import device_info
 from .stats import summarize
 
@@ -67,7 +68,9 @@ def validate_report(report: dict[str, Any] | str | Path, *, source: str | None =
     """Check ``report`` (a dict or a JSON file) against latency-report v1 and return it.
 
     Raises :class:`DotcomError` with one line ``<file>: field <path>: <reason>`` so a
-    user can fix the file without reading a traceback.
+    user can fix the file without reading a traceback. Beyond the schema, a
+    ``device.cpu_kind`` must be the kind its ``cpu_features`` derive (a hand-edited
+    kind would put the number in another CPU's group).
     """
     import jsonschema
 
@@ -85,6 +88,9 @@ def validate_report(report: dict[str, Any] | str | Path, *, source: str | None =
         best = jsonschema.exceptions.best_match(errors) or errors[0]
         # best_match may descend into an allOf/if branch; name the deepest real field.
         raise DotcomError(f"{name}: field {_field_path(best)}: {_short(best.message)}")
+    problem = kind_problem(report["device"])
+    if problem:
+        raise DotcomError(f"{name}: field device.cpu_kind: {problem}")
     return report
 
 

@@ -23,10 +23,10 @@ PAPER: dict[str, dict[str, float]] = {
     "dotcom_large": {"latency_ms": 93, "top1": 82.4, "params_m": 11.1, "gflops": 3.3},
 }
 
-COLUMNS = ("device", "backend", "quant", "artifact", "runner", "thr", "p50 ms", "p90 ms", "spread", "load ms",
+COLUMNS = ("device", "cpu kind", "backend", "quant", "artifact", "runner", "thr", "p50 ms", "p90 ms", "spread", "load ms",
            "peak MB", "delegated", "GMAC/s", "top-1", "paper ms", "paper top-1")
 # The bench command's terminal table: one device, so fewer columns.
-BENCH_COLUMNS = ("artifact", "runner", "thr", "p50 ms", "p90 ms", "spread", "load ms", "peak MB", "delegated", "GMAC/s")
+BENCH_COLUMNS = ("artifact", "runner", "thr", "cpu kind", "p50 ms", "p90 ms", "spread", "load ms", "peak MB", "delegated", "GMAC/s")
 
 
 def device_label(report: dict[str, Any]) -> str:
@@ -34,6 +34,11 @@ def device_label(report: dict[str, Any]) -> str:
     parts = [d.get("model"), d.get("cpu")]
     label = " ".join(str(p) for p in parts if p) or "unknown device"
     return f"{label} ({d.get('platform')}, {d.get('cores') or '?'} cores)"
+
+
+def cpu_kind(report: dict[str, Any]) -> str:
+    """The device's ``cpu_kind`` (``x86-avx2``, ``arm64-i8mm``, ...), ``-`` for reports that predate it."""
+    return report["device"].get("cpu_kind") or "-"
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -94,6 +99,7 @@ def row(report: dict[str, Any], accuracy: Sequence[dict[str, Any]] = ()) -> dict
     peak = res.get("peak_memory_bytes")
     return {
         "device": device_label(report),
+        "cpu kind": cpu_kind(report),
         "backend": a.get("backend", "?"),
         "quant": a.get("quantization", "?"),
         "artifact": a["name"],
@@ -130,7 +136,7 @@ def _peak(res: dict[str, Any]) -> str:
 
 def sort_key(report: dict[str, Any]) -> tuple:
     a = report["artifact"]
-    return (device_label(report), a.get("model") or "", a.get("backend") or "", a.get("quantization") or "",
+    return (device_label(report), cpu_kind(report), a.get("model") or "", a.get("backend") or "", a.get("quantization") or "",
             report["runtime"]["runner"], report["device"].get("threads") or 0, a["name"])
 
 
@@ -161,8 +167,8 @@ def markdown_table(reports: Iterable[dict[str, Any]], accuracy: Sequence[dict[st
     out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     prev = None
     for r in rs:
-        group = (r["device"], r["backend"], r["quant"])
-        cells = [r[c] if c not in ("device", "backend", "quant") or group != prev else "" for c in cols]
+        group = (r["device"], r["cpu kind"], r["backend"], r["quant"])
+        cells = [r[c] if c not in ("device", "cpu kind", "backend", "quant") or group != prev else "" for c in cols]
         out.append("| " + " | ".join(cells) + " |")
         prev = group
     return "\n".join(out)
@@ -176,6 +182,8 @@ def paper_table() -> str:
 
 
 NOTES = (
+    "cpu kind: the int8 instruction sets of the CPU (x86-avx2: no int8 dot product; x86-avx512-vnni, "
+    "x86-amx, arm64-dotprod, arm64-i8mm: with one), which decide whether int8 beats fp32; `-`: not recorded. "
     "p50/p90: percentiles of every timed iteration (linear interpolation); spread: stddev/mean; "
     "delegated: share of graph nodes in delegates and number of partitions (p); GMAC/s: MACs of one "
     "inference / p50. `~`: converted minibench result without per-iteration samples (its trimmed mean "

@@ -62,6 +62,12 @@ elif cmd == "shell":
                  "ro.product.cpu.abi": "arm64-v8a", "ro.build.version.release": "15",
                  "ro.build.version.sdk": "35"}
         print(props.get(words[1], ""))
+    elif words == ["cat", "/proc/cpuinfo"]:
+        cpuinfo = os.environ.get("FAKE_ADB_CPUINFO")
+        if not cpuinfo:
+            print("cat: /proc/cpuinfo: Permission denied", file=sys.stderr)
+            sys.exit(1)
+        sys.stdout.write(open(cpuinfo).read())
     elif words[:2] == ["dumpsys", "thermalservice"]:
         print("IsStatusOverride: false\nThermal Status: 0")
     elif words[:2] == ["am", "start"]:
@@ -95,6 +101,8 @@ def fake_adb(tmp_path, monkeypatch):
     monkeypatch.delenv("ADB", raising=False)
     monkeypatch.setenv("FAKE_ADB_LOG", str(log))
     monkeypatch.setenv("FAKE_ADB_DEVICES", "R5CT1234:device")
+    # A Cortex-X3/A715/A510 phone's /proc/cpuinfo, as its kernel prints it.
+    monkeypatch.setenv("FAKE_ADB_CPUINFO", str(Path(__file__).parent / "fixtures" / "cpuinfo_android_i8mm.txt"))
     monkeypatch.setattr(android, "POLL_INTERVAL_S", 0.01)
 
     class Calls:
@@ -197,6 +205,9 @@ def test_bench_end_to_end(fake_adb, artifact, tmp_path, monkeypatch, capsys):
 
     validate_report(report)
     assert report["results"]["latencies_ms"] == [20.0, 22.5, 21.0, 30.0]
+    # The phone's int8 instruction sets, read from its /proc/cpuinfo over adb (the app does not write them).
+    assert report["device"]["cpu_features"] == ["asimddp", "i8mm"] and report["device"]["cpu_kind"] == "arm64-i8mm"
+    assert "arm64-i8mm" in captured.out
     # The table shows the phone's numbers.
     assert "dotcom_tiny_xnnpack_q8.pte" in captured.out
     assert "21.75" in captured.out  # p50 of the four latencies
@@ -332,6 +343,7 @@ def test_push_install_doctor_pull(fake_adb, artifact, tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "R5CT1234: Google Pixel 8, arm64-v8a, Android 15 (API 35)" in out
     assert "org.dotcom.demo: installed" in out
+    assert "cpu        arm64-i8mm (asimddp, i8mm)" in out
 
     serve(tmp_path, monkeypatch, phone_report([7.0, 8.0], threads=4), polls=0)
     assert main(["android", "pull", "--out", str(tmp_path / "pulled")]) == 0
@@ -346,3 +358,12 @@ def test_bench_rejects_a_report_on_another_artifact(fake_adb, artifact, tmp_path
     assert main(["android", "bench", str(artifact), "--out", str(out)]) == 1
     assert "reports on dotcom_small_xnnpack_q8.pte, not dotcom_tiny_xnnpack_q8.pte" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_bench_without_a_readable_cpuinfo_leaves_the_kind_out(fake_adb, artifact, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("FAKE_ADB_CPUINFO")
+    serve(tmp_path, monkeypatch, phone_report([5.0, 6.0]), polls=0)
+    assert main(["android", "bench", str(artifact), "--threads", "2", "--out", str(tmp_path / "r")]) == 0, \
+        capsys.readouterr().err
+    report = json.loads((tmp_path / "r" / "dotcom_tiny_xnnpack_q8__android__t2.json").read_text())
+    assert report["device"].get("cpu_kind") is None  # unknown is not invented
