@@ -32,6 +32,9 @@ BACKEND_CHOICES = ("xnnpack", "coreml")
               help="Leave the N layers that lose the most SQNR in fp32 (mixed precision); the report shows before/after.")
 @click.option("--keep-fp32-modules", multiple=True, metavar="PATTERN",
               help="Leave modules matching PATTERN (fnmatch on module paths, e.g. 'stages.4.2.*') in fp32. Repeatable.")
+@click.option("--keep-fp32-from", "keep_fp32_from", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also leave the modules listed in FILE (a JSON list of patterns, e.g. the layers where int8 is slower: "
+                   "python -m dotcom_mobile.perf.layer_speed --slow-out FILE) in fp32.")
 @click.option("--qat-epochs", type=int, default=0, show_default=True, metavar="N",
               help="Quantization-aware fine-tuning for N epochs after PTQ (needs --train).")
 @click.option("--train", "train_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
@@ -60,6 +63,7 @@ def quantize(**kwargs) -> None:
       dotcom-mobile quantize --model dotcom_tiny --checkpoint tiny.pth --calib images/ --out q/
       dotcom-mobile quantize --model tiny --checkpoint tiny.pth --backend coreml --calib images/
       dotcom-mobile quantize --model tiny --checkpoint tiny.pth --calib data/train --val data/val --keep-fp32 3
+      dotcom-mobile quantize --model tiny --checkpoint tiny.pth --calib data/train --keep-fp32-from slow.json
       dotcom-mobile quantize --model tiny --checkpoint tiny.pth --calib data/train \\
           --qat-epochs 2 --train data/train --val data/val
     """
@@ -71,7 +75,7 @@ def quantize(**kwargs) -> None:
     backend = kwargs.pop("backend")
     if backend not in BACKEND_CHOICES:
         raise DotcomError(f"unknown backend {backend!r} for quantize (choose from {', '.join(BACKEND_CHOICES)})")
-    kwargs["keep_fp32_modules"] = tuple(kwargs["keep_fp32_modules"])
+    kwargs["keep_fp32_modules"] = tuple(kwargs["keep_fp32_modules"]) + patterns_from(kwargs.pop("keep_fp32_from"))
     name = _model_for(kwargs.pop("model_name"), kwargs["checkpoint"], "quantize")
     result = quantize_model(name, backend=backend, **kwargs)
     r = result.report
@@ -83,6 +87,25 @@ def quantize(**kwargs) -> None:
         click.echo("Layers losing the most SQNR: " + ", ".join(f"{w['layer']} ({w['drop_db']:.1f} dB)" for w in worst))
     click.echo(f"Saved {result.pt2_path}")
     click.echo(f"Report {result.report_md_path}")
+
+
+def patterns_from(path: str | None) -> tuple[str, ...]:
+    """The module patterns of a ``--keep-fp32-from`` file: a JSON list of strings (empty without a file)."""
+    import json
+
+    from dotcom_mobile.model import DotcomError
+
+    if path is None:
+        return ()
+    try:
+        data = json.loads(open(path, encoding="utf-8").read())
+    except FileNotFoundError:
+        raise DotcomError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DotcomError(f"{path}: not a JSON list of module patterns ({type(e).__name__})") from None
+    if not isinstance(data, list) or not all(isinstance(p, str) and p.strip() for p in data):
+        raise DotcomError(f"{path}: expected a JSON list of module patterns such as [\"stages.1.0.qg.conv1\"]")
+    return tuple(data)
 
 
 def _model_for(model_name: str | None, checkpoint: str | None, command: str) -> str:

@@ -1,0 +1,179 @@
+"""Per-layer fp32 vs int8 from ETDumps (perf/layer_speed.py) and ``quantize --keep-fp32-from`` (issue 13).
+
+The table is measured on real programs: DoTCoM-Tiny at 64x64 exported in fp32 and
+int8 with ETRecords, executed with ETDump on in ExecuTorch's Python runtime, one
+thread. Nothing asserts a time: the rows, their attribution to real layers, the JSON
+and the patterns are what is checked. The mixed-precision claim is checked on the
+saved .pt2 graph (which convs/linears still have int8 weights).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dotcom_mobile.cli import main as cli_main
+from dotcom_mobile.model import DotcomError
+from dotcom_mobile.perf import layer_speed as ls
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SIZE = 64
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_event_class_and_op_name():
+    assert ls.event_class("Convolution (NHWC, QS8) IGEMM #1") == "gemm"
+    assert ls.event_class("Fully Connected (NC, F32) GEMM #12") == "gemm"
+    assert ls.event_class("Convert (NC, F32, QS8) #3") == "convert"
+    assert ls.event_class("Static Reshape (NC) #2") == "reshape"
+    assert ls.event_class("Batch Matrix Multiply (NC, F32) #1") == "bmm"
+
+    class Op:
+        __name__ = "aten.convolution.default"
+
+    assert ls.op_name(Op()) == "convolution"
+
+
+def test_align_charges_unmatched_events_to_the_op_before():
+    nodes = ["gemm", "sigmoid", "mul", "gemm", "add"]
+    events = ["transpose", "gemm", "convert", "sigmoid", "mul", "convert", "gemm", "add"]
+    assert ls.align(nodes, events) == [0, 0, 0, 1, 2, 2, 3, 4]
+
+
+def _row(layer, f, q):
+    return {"layer": layer, "fp32_ms": f, "int8_ms": q, "ratio": q / f if f and q is not None else None,
+            "fp32_ops": 1, "int8_ops": 1}
+
+
+def test_slow_layers_rules():
+    rows = [_row("stem", 0.10, 0.20),                   # slower: kept
+            _row("stages.0", 0.01, 0.05),               # a parent of other layers: its pattern would cover them
+            _row("stages.0.conv_pw", 0.10, 0.05),       # faster in int8
+            _row("stages.0.conv_dw", 0.0020, 0.0025),   # slower by 0.5 us: a tie at ETDump's resolution
+            _row("stages.0.conv_pwl", 0.10, 0.105),     # slower, but within --margin 1.1
+            _row("(top level)", 0.001, 0.01),           # no module to name
+            _row("head", None, 0.01)]                   # not measured in fp32
+    assert ls.slow_layers(rows) == ["stem", "stages.0.conv_pwl"]
+    assert ls.slow_layers(rows, margin=1.1) == ["stem"]
+    assert ls.slow_layers(rows, min_delta_ms=0.0) == ["stem", "stages.0.conv_dw", "stages.0.conv_pwl"]
+
+
+def test_layer_speed_json_is_validated_with_the_field():
+    with pytest.raises(DotcomError, match=r"^x\.json: field schema_version: "):
+        ls.validate_layer_speed({"schema": ls.SCHEMA, "schema_version": 2, "threads": 1, "warmup": 0, "runs": 1,
+                                 "fp32": {}, "int8": {}, "layers": [], "int8_slower": []}, source="x.json")
+
+
+# --------------------------------------------------------------------------- real programs
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory) -> dict[str, Path]:
+    """Tiny at 64x64: fp32 and int8 XNNPACK .pte with ETRecords, and the all-int8 .pt2."""
+    from dotcom_mobile.export.api import export_model
+    from dotcom_mobile.quantize.api import quantize_model
+
+    d = tmp_path_factory.mktemp("layer_speed")
+    fp32 = Path(export_model("dotcom_tiny", input_size=SIZE, out_dir=d / "fp32", etrecord=True, progress=False)[0].path)
+    q = quantize_model("dotcom_tiny", input_size=SIZE, num_calib=4, out_dir=d / "q", per_layer=False, progress=False)
+    int8 = Path(export_model(quantized=q.pt2_path, out_dir=d / "int8", etrecord=True, progress=False)[0].path)
+    return {"fp32": fp32, "int8": int8, "pt2": Path(q.pt2_path), "dir": d}
+
+
+def _graph_layers(etrecord: Path, ops: tuple[str, ...] | None = None) -> set[str]:
+    """Layers of the ETRecord's graph (those holding one of ``ops``, if given)."""
+    from dotcom_mobile.quantize.numerics import layer_of
+
+    return {layer_of(n) for n in ls._graph_nodes(etrecord) if ops is None or ls.op_name(n.target) in ops}
+
+
+@pytest.mark.slow
+def test_per_layer_table_on_real_programs(programs, tmp_path, capsys):
+    out_json, slow = tmp_path / "layers.json", tmp_path / "slow.json"
+    rc = ls.main([str(programs["fp32"]), str(programs["int8"]), "--runs", "3", "--warmup", "1",
+                  "--json", str(out_json), "--slow-out", str(slow)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    doc = ls.validate_layer_speed(json.loads(out_json.read_text()), source=str(out_json))
+    assert json.loads(json.dumps(doc)) == doc  # round-trips
+    rows = doc["layers"]
+    names = [r["layer"] for r in rows]
+    assert len(names) == len(set(names)) > 50  # one row per layer of Tiny
+    real = _graph_layers(programs["fp32"].with_suffix(".etrecord")) | _graph_layers(programs["int8"].with_suffix(".etrecord"))
+    assert set(names) <= real
+    for layer in ("stem", "stages.0.conv_dw", "stages.2.2.transformer.0.mlp.fc1", "head"):
+        assert layer in names
+    for r in rows:
+        assert all(r[k] is None or r[k] >= 0 for k in ("fp32_ms", "int8_ms")) and r["fp32_ops"] + r["int8_ops"] >= 1
+    # A reshape or a 4-token LayerNorm may take less than the ETDump clock's 1 us; a convolution does not.
+    convs = _graph_layers(programs["fp32"].with_suffix(".etrecord"), ("convolution",))
+    assert len(convs) > 50 and convs <= set(names)
+    for r in rows:
+        if r["layer"] in convs:
+            assert r["fp32_ms"] > 0 and r["int8_ms"] > 0, r
+    both = [r for r in rows if r["fp32_ms"] and r["int8_ms"]]
+    assert len(both) > 50 and all(r["ratio"] == pytest.approx(r["int8_ms"] / r["fp32_ms"]) for r in both)
+    # The table printed the same rows, and the patterns file is exactly the JSON's slow list.
+    lines = captured.out.splitlines()
+    body = lines[2: lines.index("")]
+    assert len(body) == len(names) and all(ln.startswith(n + " ") for ln, n in zip(body, names))
+    assert json.loads(slow.read_text()) == doc["int8_slower"] == ls.slow_layers(rows)
+    for prog in ("fp32", "int8"):
+        assert 0 < doc[prog]["matched_events"] <= doc[prog]["events"]
+
+
+@pytest.mark.slow
+def test_missing_etrecord_is_one_line(toy, capsys):
+    assert ls.main([str(toy["xnnpack"]), str(toy["xnnpack"])]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: ") and "no ETRecord" in err and "export --etrecord" in err and "\n" not in err
+
+
+def _fp32_weight_layers(pt2: Path) -> set[str]:
+    """Layers with a conv or linear whose weight is not int8 (no per-channel dequantize feeds it)."""
+    from dotcom_mobile.quantize import numerics
+    from dotcom_mobile.quantize.api import load_quantized
+
+    program, _ = load_quantized(pt2)
+    out = set()
+    for n in program.graph.nodes:
+        if n.op == "call_function" and ls.op_name(n.target) in ("conv2d", "linear", "convolution"):
+            w = n.args[1] if len(n.args) > 1 else None
+            if not (hasattr(w, "target") and "dequantize_per_channel" in str(w.target)):
+                out.add(numerics.layer_of(n))
+    return out
+
+
+@pytest.mark.slow
+def test_quantize_keep_fp32_from_keeps_exactly_those_modules(programs, tmp_path):
+    patterns = ["stages.0.conv_dw", "stages.2.2.transformer.0.mlp.fc1", "stem"]
+    keep = ls.write_patterns(tmp_path / "slow.json", patterns)  # the file layer_speed --slow-out writes
+    out = tmp_path / "q"
+    rc = cli_main(["quantize", "--model", "dotcom_tiny", "--input-size", str(SIZE), "--num-calib", "4",
+                   "--no-per-layer", "--no-progress", "--keep-fp32-from", str(keep), "--out", str(out)])
+    assert rc == 0
+    baseline = _fp32_weight_layers(programs["pt2"])
+    mixed = _fp32_weight_layers(out / "dotcom_tiny_xnnpack_q8.pt2")
+    assert mixed - baseline == set(patterns) and baseline <= mixed
+    report = json.loads((out / "quant_report.json").read_text())
+    assert report["mixed_precision"]["keep_fp32_modules"] == patterns
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("{not json", "not a JSON list of module patterns"),
+    ('{"int8_slower": ["stem"]}', "expected a JSON list of module patterns"),
+    ('["stem", 3]', "expected a JSON list of module patterns"),
+])
+def test_keep_fp32_from_bad_file_is_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "keep.json"
+    if content is not None:
+        path.write_text(content)
+    rc = cli_main(["quantize", "--model", "dotcom_tiny", "--keep-fp32-from", str(path), "--out", str(tmp_path / "q")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and err.startswith(f"Error: {path}: ") and message in err and "\n" not in err
+    assert not (tmp_path / "q").exists()  # nothing half-written
