@@ -212,14 +212,16 @@ def _fmt_ms(value: Any) -> str:
 
 def format_table(reports: Sequence[dict[str, Any]]) -> str:
     """Plain-text table: one row per report."""
-    header = ("artifact", "runner", "units", "cpu kind", "p50 ms", "p90 ms", "mean ms", "load ms", "memory MB", "thermal", "status")
+    header = ("artifact", "runner", "units", "cpu kind", "p50 ms", "p90 ms", "mean ms", "load ms", "memory MB",
+              "thermal", "status")
     rows = [header]
     for r in reports:
         res = r.get("results") or {}
         mem = res.get("peak_memory_bytes")
         rows.append((
             r["artifact"]["name"], r["runtime"]["runner"], r["runtime"].get("compute_unit") or "-",
-            r["device"].get("cpu_kind") or "-", _fmt_ms(res.get("p50_ms")), _fmt_ms(res.get("p90_ms")), _fmt_ms(res.get("mean_ms")),
+            r["device"].get("cpu_kind") or "-",
+            _fmt_ms(res.get("p50_ms")), _fmt_ms(res.get("p90_ms")), _fmt_ms(res.get("mean_ms")),
             _fmt_ms(res.get("load_ms")), f"{mem / 2**20:.0f}" if isinstance(mem, int) else "-",
             r["device"].get("thermal_state") or "-",
             r["status"] if r["status"] == "ok" else f"error: {r.get('error', '')}",

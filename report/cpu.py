@@ -28,7 +28,7 @@ on recorded samples; :mod:`.host` and ``devices/`` only fetch the text.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 #: The instruction sets a report records, in this order (Linux cpuinfo names).
 X86_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
@@ -183,14 +183,14 @@ def apple_features(chip: str) -> list[str] | None:
     return None
 
 
-def device_fields(arch: str | None, features: list[str] | None) -> dict[str, object]:
+def device_fields(arch: str | None, features: list[str] | None) -> dict[str, Any]:
     """The report ``device`` keys this module owns: ``cpu_features`` and ``cpu_kind``."""
     if features is None:
         return {"cpu_features": None, "cpu_kind": None}
     return {"cpu_features": list(features), "cpu_kind": cpu_kind(arch, features)}
 
 
-def kind_problem(device: dict[str, object]) -> str | None:
+def kind_problem(device: dict[str, Any]) -> str | None:
     """Why a report's ``cpu_kind`` contradicts its ``cpu_features`` (None when they agree or are absent).
 
     The kind must be the one its features derive: ``x86-amx`` without ``amx_int8``, or
@@ -199,8 +199,7 @@ def kind_problem(device: dict[str, object]) -> str | None:
     kind, features = device.get("cpu_kind"), device.get("cpu_features")
     if kind is None or features is None:
         return None
-    arch = str(kind).split("-", 1)[0]
-    expected = cpu_kind(arch, features)  # type: ignore[arg-type]
+    expected = cpu_kind(str(kind).split("-", 1)[0], features)
     if expected != kind:
-        return f"cpu_kind {kind!r} does not match cpu_features {list(features)} (expected {expected!r})"  # type: ignore[call-overload]
+        return f"cpu_kind {kind!r} does not match cpu_features {list(features)} (expected {expected!r})"
     return None
