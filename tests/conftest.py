@@ -110,3 +110,87 @@ def tiny_ckpt(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny4.pth"
     M.save_checkpoint(path, model)
     return path
+
+
+# ----------------------------------------------------------------------------- shared artifacts
+#
+# Lowering DoTCoM-Tiny is the suite's most expensive step (a minute or more on 2 cores), and
+# half the test files need the same program. Each artifact below is built once per test run:
+# once per session, and under pytest-xdist once for all workers (the first worker builds it
+# into a cache folder under the run's base temp, behind a file lock; the others wait and read
+# it). Tests treat these files as read-only: a test that writes copies first.
+
+
+def shared_artifact(tmp_path_factory, name: str, build) -> Path:
+    """The folder ``build(folder)`` filled for ``name``, built once per run (xdist workers share it)."""
+    import shutil
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    from filelock import FileLock
+
+    cache = tmp_path_factory.getbasetemp().parent / "shared_artifacts"
+    cache.mkdir(exist_ok=True)
+    folder = cache / name
+    done = cache / f"{name}.done"
+    with FileLock(str(cache / f"{name}.lock")):
+        if not done.exists():  # built in place (manifests record their paths), marked when complete
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left: rebuilt, never half-read
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _export_result(folder: Path, stem: str):
+    """The ``ExportResult`` of ``folder/stem.pte``, read back from its manifest."""
+    import json
+
+    from dotcom_mobile.export.api import ExportResult
+
+    manifest_path = folder / f"{stem}.json"
+    return ExportResult(path=folder / f"{stem}.pte", manifest_path=manifest_path,
+                        manifest=json.loads(manifest_path.read_text()), seconds=0.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_xnnpack_fp32(tmp_path_factory, trained_tiny):
+    """``export --target xnnpack --bundled`` of the trained Tiny (64x64): the .pte, .bpte and
+    manifest every test of an fp32 XNNPACK program reads (export, bench, native runner, apps, eval)."""
+    from dotcom_mobile.export.api import export_model
+
+    def build(folder: Path) -> None:
+        export_model(checkpoint=trained_tiny, target="xnnpack", out_dir=folder, bundled=True, progress=False)
+
+    return _export_result(shared_artifact(tmp_path_factory, "tiny_xnnpack_fp32", build), "dotcom_tiny_xnnpack_fp32")
+
+
+def quantized_export(tmp_path_factory, checkpoint: Path, calib: Path, *, backend: str, num_calib: int):
+    """``quantize --backend BACKEND`` (PTQ on ``num_calib`` images of ``calib``), then ``export``
+    of the .pt2 to the same backend: ``(pt2 path, ExportResult)``. Built once per run."""
+    from dotcom_mobile.export.api import export_model
+    from dotcom_mobile.quantize.api import quantize_model
+
+    stem = f"dotcom_tiny_{backend}_q8"
+
+    def build(folder: Path) -> None:
+        q = quantize_model("dotcom_tiny", checkpoint=checkpoint, backend=backend, calib=calib,
+                           num_calib=num_calib, out_dir=folder, progress=False)
+        export_model(quantized=q.pt2_path, target=backend, out_dir=folder / "out", progress=False)
+
+    folder = shared_artifact(tmp_path_factory, f"{stem}_{num_calib}", build)
+    return folder / f"{stem}.pt2", _export_result(folder / "out", stem)
+
+
+@pytest.fixture(scope="session")
+def tiny_xnnpack_q8(tmp_path_factory, trained_tiny, shapes_root):
+    """The quantize room's own XNNPACK PTQ of the trained Tiny (32 training images), exported: (pt2, result)."""
+    return quantized_export(tmp_path_factory, trained_tiny, shapes_root / "train", backend="xnnpack", num_calib=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_coreml_q8(tmp_path_factory, trained_tiny, shapes_root):
+    """``quantize --backend coreml`` of the trained Tiny (8 training images), exported to Core ML: (pt2, result)."""
+    return quantized_export(tmp_path_factory, trained_tiny, shapes_root / "train", backend="coreml", num_calib=8)

@@ -56,3 +56,24 @@ def build_toy(d: Path) -> dict:
     out["pt2"] = d / "toy.pt2"
     torch.export.save(torch.export.export(model, (x,), strict=True), out["pt2"])
     return out
+
+
+def bundled_cases(data: bytes) -> list[tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    """(inputs, expected outputs) of each test case of a .bpte's first method, as fp32 tensors."""
+    from executorch.devtools.bundled_program.serialize import deserialize_from_flatbuffer_to_bundled_program
+
+    def tensor(v) -> torch.Tensor:
+        t = v.val
+        return torch.frombuffer(bytearray(t.data), dtype=torch.float32).reshape(list(t.sizes))
+
+    cases = deserialize_from_flatbuffer_to_bundled_program(data).method_test_suites[0].test_cases
+    return [([tensor(v) for v in c.inputs], [tensor(v) for v in c.expected_outputs]) for c in cases]
+
+
+def off_by_one(data: bytes) -> bytes:
+    """A .bpte whose first case's stored expected output is off by one (its verification must fail)."""
+    (_, (expected, *_)), *_ = bundled_cases(data)
+    raw = expected.numpy().tobytes()
+    at = data.find(raw)
+    assert at >= 0 and data.find(raw, at + 1) < 0, "the expected output's bytes are not unique in the file"
+    return data[:at] + (expected + 1.0).numpy().tobytes() + data[at + len(raw):]

@@ -40,12 +40,9 @@ def run_core(jar: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, dict]:
-    """(manifest path, manifest) of DoTCoM-Tiny (64x64) exported to XNNPACK by the export command's API."""
-    from dotcom_mobile.export.api import export_model
-
-    out = tmp_path_factory.mktemp("android_export")
-    (result,) = export_model("dotcom_tiny", target="xnnpack", input_size=64, out_dir=out, progress=False)
+def exported(tiny_xnnpack_fp32) -> tuple[Path, dict]:
+    """(manifest path, manifest) of DoTCoM-Tiny (64x64) exported to XNNPACK by the export command's API (conftest)."""
+    result = tiny_xnnpack_fp32
     return Path(result.manifest_path), json.loads(Path(result.manifest_path).read_text())
 
 

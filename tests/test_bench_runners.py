@@ -1,7 +1,8 @@
 """Runners on a real program: ExecuTorch Python runtime, eager and ONNX Runtime baselines, `bench`.
 
-One DoTCoM-Tiny (4 classes, 64x64, the trained fixture checkpoint) is lowered to
-XNNPACK once for the module, with a manifest beside it, and every test reads it.
+One DoTCoM-Tiny (4 classes, 64x64, the trained fixture checkpoint) exported to XNNPACK
+by ``export_model`` (conftest's ``tiny_xnnpack_fp32``, shared with the other files), with
+its manifest beside it; every test reads it.
 """
 
 from __future__ import annotations
@@ -21,38 +22,9 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def pte(tmp_path_factory, trained_tiny) -> Path:
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.devtools.backend_debug import get_delegation_info
-    from executorch.exir import to_edge_transform_and_lower
-
-    from dotcom_mobile.model import create_model
-    from dotcom_mobile.model.deploy import to_deploy
-
-    model = create_model("dotcom_tiny", checkpoint=trained_tiny)
-    x = torch.randn(1, 3, SIZE, SIZE)
-    ep = torch.export.export(to_deploy(model, "xnnpack"), (x,), strict=True)
-    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
-    info = get_delegation_info(edge.exported_program().graph_module)
-    out = tmp_path_factory.mktemp("artifacts")
-    path = out / "dotcom_tiny_xnnpack_fp32.pte"
-    path.write_bytes(edge.to_executorch().buffer)
-    total = info.num_delegated_nodes + info.num_non_delegated_nodes
-    manifest = {
-        "schema": "dotcom-mobile/manifest", "schema_version": 1,
-        "artifact": {"file": path.name, "format": "pte", "size_bytes": path.stat().st_size, "sha256": "0" * 64},
-        "model": "dotcom_tiny", "task": "classify", "num_classes": 4,
-        "input": {"name": "image", "shape": [1, 3, SIZE, SIZE], "layout": "NCHW", "dtype": "float32"},
-        "preprocessing": model.dotcom_meta["preprocess"].to_dict(),
-        "outputs": [{"name": "logits", "shape": [1, 4], "kind": "logits"}],
-        "labels": list(model.dotcom_meta["class_names"]), "backend": "xnnpack", "quantization": "fp32",
-        "delegation": {"delegated_nodes": info.num_delegated_nodes, "total_nodes": total,
-                       "fraction": info.num_delegated_nodes / total, "partitions": info.num_delegated_subgraphs,
-                       "non_delegated_ops": {}},
-        "versions": {}, "created_at": "2026-01-01T00:00:00Z",
-    }
-    path.with_suffix(".json").write_text(json.dumps(manifest))
-    return path
+def pte(tiny_xnnpack_fp32) -> Path:
+    """The trained Tiny exported to XNNPACK with its manifest (conftest: built once per run)."""
+    return tiny_xnnpack_fp32.path
 
 
 def test_python_runner_report_validates(pte):

@@ -34,15 +34,9 @@ def vulkan_fp16(tmp_path_factory, trained_tiny):
 
 
 @pytest.fixture(scope="module")
-def coreml_q8(tmp_path_factory, trained_tiny, shapes_root):
-    """``quantize --backend coreml`` on the trained Tiny (a few shape images), then export --target coreml."""
-    from dotcom_mobile.quantize.api import quantize_model
-
-    work = tmp_path_factory.mktemp("coreml_q8")
-    q = quantize_model("dotcom_tiny", checkpoint=trained_tiny, backend="coreml", calib=shapes_root / "train",
-                       num_calib=8, out_dir=work, progress=False)
-    (result,) = export_model(quantized=q.pt2_path, target="coreml", out_dir=work / "out", progress=False)
-    return q.pt2_path, result
+def coreml_q8(tiny_coreml_q8):
+    """``quantize --backend coreml`` on the trained Tiny (8 shape images), then export --target coreml (conftest)."""
+    return tiny_coreml_q8
 
 
 def coreml_payload_spec(pte, tmp_path):

@@ -31,22 +31,15 @@ def _images(root: Path, split: str, n: int) -> list[torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def fp32(tmp_path_factory, trained_tiny):
-    out = tmp_path_factory.mktemp("xnnpack_fp32")
-    (result,) = export_model(checkpoint=trained_tiny, target="xnnpack", out_dir=out, bundled=True, progress=False)
-    return result
+def fp32(tiny_xnnpack_fp32):
+    """``export --target xnnpack --bundled`` of the trained Tiny (conftest: built once per run)."""
+    return tiny_xnnpack_fp32
 
 
 @pytest.fixture(scope="module")
-def q8(tmp_path_factory, trained_tiny, shapes_root):
-    """``quantize`` (the quantize room's own PTQ, 32 training images), then export from the .pt2."""
-    from dotcom_mobile.quantize.api import quantize_model
-
-    work = tmp_path_factory.mktemp("xnnpack_q8")
-    q = quantize_model("dotcom_tiny", checkpoint=trained_tiny, backend="xnnpack", calib=shapes_root / "train",
-                       num_calib=32, out_dir=work, progress=False)
-    (result,) = export_model(quantized=q.pt2_path, target="xnnpack", out_dir=work / "out", progress=False)
-    return q.pt2_path, result
+def q8(tiny_xnnpack_q8):
+    """``quantize`` (the quantize room's own PTQ, 32 training images), then export from the .pt2 (conftest)."""
+    return tiny_xnnpack_q8
 
 
 def test_fp32_runs_and_matches_eager(fp32, trained_tiny, shapes_root):
@@ -77,23 +70,17 @@ def test_fp32_manifest_describes_the_artifact(fp32, trained_tiny):
 
 
 def test_bundled_outputs_are_the_runtimes(fp32):
-    from executorch.devtools.bundled_program.serialize import deserialize_from_flatbuffer_to_bundled_program
     from executorch.extension.pybindings import portable_lib as rt
+    from programs import bundled_cases, off_by_one
 
     info = fp32.manifest["bundled"]
     bpte = fp32.path.with_name(info["file"])
     assert bpte.name == "dotcom_tiny_xnnpack_fp32.bpte"
     assert (info["sha256"], info["size_bytes"]) == sha256_path(bpte)
     data = bpte.read_bytes()
-    cases = deserialize_from_flatbuffer_to_bundled_program(data).method_test_suites[0].test_cases
+    cases = bundled_cases(data)
     assert len(cases) == info["num_inputs"] >= 2
-
-    def tensor(v):
-        t = v.val
-        return torch.frombuffer(bytearray(t.data), dtype=torch.float32).reshape(list(t.sizes))
-
-    for case in cases:
-        (x,), (stored,) = [tensor(v) for v in case.inputs], [tensor(v) for v in case.expected_outputs]
+    for (x,), (stored,) in cases:
         (out,) = run_program(fp32.path, [x])
         assert torch.equal(out, stored)
     # The on-device check: ExecuTorch's own bundled verification passes on every case...
@@ -101,21 +88,21 @@ def test_bundled_outputs_are_the_runtimes(fp32):
     for i in range(len(cases)):
         bundle.verify_result_with_bundled_expected_output("forward", i, info["rtol"], info["atol"])
     # ...and fails once the stored expected output of case 0 is off by one.
-    raw = tensor(cases[0].expected_outputs[0]).numpy().tobytes()
-    at = data.find(raw)
-    assert at >= 0 and data.find(raw, at + 1) < 0
-    bad = data[:at] + (tensor(cases[0].expected_outputs[0]) + 1.0).numpy().tobytes() + data[at + len(raw):]
+    bad = off_by_one(data)
     with pytest.raises(Exception):
         rt._load_bundled_program_from_buffer(bad).verify_result_with_bundled_expected_output(
             "forward", 0, info["rtol"], info["atol"])
 
 
-def test_failed_export_leaves_folder_as_it_was_and_bytes_are_deterministic(fp32, trained_tiny, monkeypatch):
+def test_failed_export_leaves_folder_as_it_was_and_bytes_are_deterministic(fp32, trained_tiny, monkeypatch, tmp_path):
     """Re-export into the same folder, failing after the new .pte is complete (in its temp
     file): nothing in the folder changes. The captured .pte equals the first one."""
+    import shutil
+
     import dotcom_mobile.export.api as api
 
-    folder = fp32.path.parent
+    folder = tmp_path / "out"  # a copy: the shared export stays untouched whatever happens here
+    shutil.copytree(fp32.path.parent, folder)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     captured = {}
 

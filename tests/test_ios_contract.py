@@ -180,11 +180,9 @@ def test_swift_preprocessing_matches_torchvision(swift, tmp_path, interpolation)
 
 
 @pytest.mark.slow
-def test_swift_decodes_a_manifest_written_by_export(swift, tmp_path):
-    """A real `export_model` manifest (XNNPACK fp32, 64x64) read by DoTCoMKit."""
-    from dotcom_mobile.export.api import export_model
-
-    (result,) = export_model("dotcom_tiny", target="xnnpack", input_size=64, out_dir=tmp_path, progress=False)
+def test_swift_decodes_a_manifest_written_by_export(swift, tiny_xnnpack_fp32, tmp_path):
+    """A real `export_model` manifest (XNNPACK fp32, 64x64; conftest's shared export) read by DoTCoMKit."""
+    result = tiny_xnnpack_fp32
     written = json.loads(Path(result.manifest_path).read_text())
     decoded = json.loads(contract("manifest", result.manifest_path).stdout)
     for key in ("model", "task", "num_classes", "input", "preprocessing", "outputs", "labels", "backend",

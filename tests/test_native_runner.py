@@ -20,8 +20,7 @@ import torch
 from dotcom_mobile.bench.native import build_runner, run_native
 from dotcom_mobile.model import DotcomError
 from dotcom_mobile.report import stats
-from programs import bundle as _bundle
-from programs import lower as _lower
+from programs import bundled_cases, off_by_one
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "report" / "schemas" / "latency-report.v1.schema.json").read_text())
@@ -45,24 +44,21 @@ def runner_bin() -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict:
-    """DoTCoM-Tiny (4 classes, 64x64) lowered once to XNNPACK, as .pte and .bpte."""
+def tiny(tmp_path_factory, tiny_xnnpack_fp32, trained_tiny) -> dict:
+    """DoTCoM-Tiny (4 classes, 64x64) as exported to XNNPACK (.pte and .bpte; conftest, once per run),
+    and a copy of the .bpte whose first expected output is off by one."""
     from dotcom_mobile.model import create_model
     from dotcom_mobile.model.deploy import to_deploy
 
-    torch.manual_seed(0)
-    model = to_deploy(create_model("dotcom_tiny", num_classes=4), "xnnpack")
-    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    manager = _lower(model, x, xnnpack=True)
+    pte = tiny_xnnpack_fp32.path
+    bpte = pte.with_suffix(".bpte")
+    data = bpte.read_bytes()
+    (x,), _ = bundled_cases(data)[0]  # the case the runner runs
     with torch.no_grad():
-        eager = model(x)
+        eager = to_deploy(create_model("dotcom_tiny", checkpoint=trained_tiny), "xnnpack")(x)
     d = tmp_path_factory.mktemp("tiny")
-    pte = d / "dotcom_tiny_xnnpack_fp32.pte"
-    pte.write_bytes(manager.buffer)
-    bpte = d / "dotcom_tiny_xnnpack_fp32.bpte"
-    bpte.write_bytes(_bundle(manager, x, eager))
     wrong = d / "dotcom_tiny_wrong_expected.bpte"
-    wrong.write_bytes(_bundle(manager, x, eager + 1.0))
+    wrong.write_bytes(off_by_one(data))
     return {"pte": pte, "bpte": bpte, "wrong_bpte": wrong, "x": x, "eager": eager, "dir": d}
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from dotcom_mobile.cli import main
 
-SIZE = 64
 SCHEMA = Path(__file__).resolve().parents[1] / "export" / "schemas" / "manifest.v1.schema.json"
 
 
@@ -19,59 +16,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # one_thread and small_shape
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, small_shapes) -> Path:
-    """A few real training steps (not a random net: predictions should differ per image)."""
-    import dotcom_mobile.model as M
-    from dotcom_mobile.train import data as D
-    from dotcom_mobile.train.loop import recalibrate_batchnorm, train_one_epoch
-
-    torch.manual_seed(0)
-    classes = D.check_image_folder(small_shapes)
-    model = M.create_model("dotcom_tiny", num_classes=len(classes))
-    pre = M.PreprocessConfig((3, SIZE, SIZE))  # the paper's crop_pct: resize 72, crop 64
-    model.dotcom_meta.update(class_names=classes, preprocess=pre)
-    ds = D.ImageFolderDataset(small_shapes / "train", classes, pre.transform())
-    loader = D.make_loader(ds, batch_size=16, train=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    train_one_epoch(model, loader, opt, loss_fn=torch.nn.CrossEntropyLoss(), progress=False)
-    recalibrate_batchnorm(model, D.make_loader(ds, batch_size=16, train=False))
-    path = tmp_path_factory.mktemp("pte_ckpt") / "tiny.pth"
-    M.save_checkpoint(path, model)
-    return path
+def checkpoint(trained_tiny) -> Path:
+    """A trained model (conftest's shipped checkpoint): predictions differ per image, unlike a random net's."""
+    return trained_tiny
 
 
 @pytest.fixture(scope="module")
-def fp32_pte(tmp_path_factory, checkpoint) -> Path:
-    """Lowered once for the module (~60 s): deploy form -> export -> XNNPACK -> .pte + manifest."""
-    import dotcom_mobile.model as M
-    from dotcom_mobile.model.deploy import to_deploy
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
-    model = M.create_model("dotcom_tiny", checkpoint=checkpoint)
-    meta = model.dotcom_meta
-    x = torch.randn(1, 3, SIZE, SIZE)
-    ep = torch.export.export(to_deploy(model, "xnnpack"), (x,), strict=True)
-    prog = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch()
-    out = tmp_path_factory.mktemp("pte")
-    pte = out / "dotcom_tiny_xnnpack_fp32.pte"
-    pte.write_bytes(prog.buffer)
-    manifest = {
-        "schema": "dotcom-mobile/manifest", "schema_version": 1,
-        "artifact": {"file": pte.name, "format": "pte", "size_bytes": pte.stat().st_size,
-                     "sha256": hashlib.sha256(pte.read_bytes()).hexdigest()},
-        "model": "dotcom_tiny", "task": "classify", "num_classes": meta["num_classes"],
-        "input": {"name": "image", "shape": [1, 3, SIZE, SIZE], "layout": "NCHW", "dtype": "float32", "color": "RGB"},
-        "preprocessing": meta["preprocess"].to_dict(),
-        "outputs": [{"name": "logits", "shape": [1, meta["num_classes"]], "kind": "logits"}],
-        "labels": list(meta["class_names"]), "backend": "xnnpack", "quantization": "fp32",
-        "versions": {"torch": torch.__version__},
-    }
+def fp32_pte(tiny_xnnpack_fp32) -> Path:
+    """Its XNNPACK .pte with the manifest export writes beside it (conftest: exported once per run)."""
     import jsonschema
 
-    jsonschema.validate(manifest, json.loads(SCHEMA.read_text()))
-    pte.with_suffix(".json").write_text(json.dumps(manifest))
-    return pte
+    jsonschema.validate(tiny_xnnpack_fp32.manifest, json.loads(SCHEMA.read_text()))
+    return tiny_xnnpack_fp32.path
 
 
 def _eval(capsys, *argv: str) -> list[dict]:
