@@ -244,6 +244,8 @@ def test_json_summary_field_names_are_the_schema_names():
 
 @pytest.mark.parametrize("kind, features, ratio_pass, bound", [
     ("x86-avx2", ["avx2"], True, "<= 0.8"),  # 0.75: passes AVX2's bound, would fail VNNI's 0.5
+    ("x86-avx512", ["avx2", "avx512f"], True, "<= 0.8"),  # AVX-512 without VNNI: AVX2's bound
+    ("x86-avx512-vnni", ["avx2", "avx512f", "avx512_vnni"], False, "<= 0.5"),
     ("arm64-dotprod", ["asimddp"], None, "no target"),
 ])
 def test_one_run_targets_use_the_hosts_kind(kind, features, ratio_pass, bound):
