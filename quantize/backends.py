@@ -175,8 +175,12 @@ def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn 
     return quantizer
 
 
-def coreml_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None):
-    """ExecuTorch's CoreMLQuantizer with the 8-bit symmetric config of its docs (iOS 17+)."""
+def coreml_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None,
+                     observer: str = "mse"):
+    """ExecuTorch's CoreMLQuantizer with the 8-bit symmetric config of its docs (iOS 17+).
+
+    ``observer`` does not apply: coremltools' config chooses its own activation observers.
+    """
     import torch
     from coremltools.optimize.torch.quantization.quantization_config import (
         LinearQuantizerConfig,
@@ -220,9 +224,7 @@ def make_quantizer(backend: str, *, dynamic: bool = False, qat: bool = False, sk
         raise DotcomError("--dynamic and --qat-epochs cannot be combined (QAT trains static activation ranges)")
     if observer not in ACT_OBSERVERS:
         raise DotcomError(f"unknown observer {observer!r} (choose from {', '.join(ACT_OBSERVERS)})")
-    if backend == "xnnpack":
-        return xnnpack_quantizer(dynamic=dynamic, qat=qat, skip=skip, observer=observer)
-    return _FACTORIES[backend](dynamic=dynamic, qat=qat, skip=skip)
+    return _FACTORIES[backend](dynamic=dynamic, qat=qat, skip=skip, observer=observer)
 
 
 def _get_attr(gm: GraphModule, target: str) -> torch.Tensor:

@@ -60,8 +60,8 @@ def mse_range(histogram: torch.Tensor, lo: float, hi: float, levels: int,
     # The grid the quantizer will use (integer zero point, as _calculate_qparams rounds it).
     zp = torch.round(-x_lo / step).clamp(0, levels - 1)
     g_lo, g_hi = -zp * step, (levels - 1 - zp) * step
-    a = torch.searchsorted(centres, g_lo.flatten()).reshape(g_lo.shape)  # bins wholly below g_lo
-    b = torch.searchsorted(centres, g_hi.flatten(), right=True).reshape(g_hi.shape)
+    a = torch.searchsorted(centres, g_lo)  # bins wholly below g_lo
+    b = torch.searchsorted(centres, g_hi, right=True)
     # Clipped below: sum over bins < a of (c - g_lo)^2; above: bins >= b of (c - g_hi)^2.
     below = second[a] - 2 * g_lo * first[a] + g_lo ** 2 * count[a]
     above = (second[n] - second[b]) - 2 * g_hi * (first[n] - first[b]) + g_hi ** 2 * (count[n] - count[b])
