@@ -112,33 +112,98 @@ _RECOMPOSING_PASSES = {"ConvertToUpsampleBilinear2d": "upsample_bilinear2d",
                        "ConvertToSDPAPass": "scaled_dot_product_attention"}
 
 
+def _xnnpack_pass_triggers() -> dict[str, Callable[[Any], bool]]:
+    """For XNNPACK delegate passes that can only act on certain ops: graph -> "could it change anything".
+
+    Each of these passes rewrites the nodes it matches, then re-traces the *whole*
+    delegated graph through fake tensors to refresh metadata (1.5-2 s apiece on Tiny's
+    int8 graph on 2 cores, whether or not it matched anything). A pass whose ops are not
+    in the graph leaves it as it was, re-trace included, so it is not run. The ops are
+    taken from the passes' own tables where they have one, so a pass that learns a new
+    op keeps being run for it. Checked on the graph as it is when the pass's turn comes:
+    ``RemoveRedundantCopyPass`` acts on the copies ``ChannelsLastTaggedReshapePass`` has
+    just inserted.
+    """
+    from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
+    from executorch.backends.xnnpack._passes.decompose_batch_norm import DecomposeBatchNorm
+    from executorch.backends.xnnpack._passes.fuse_activation_pass import FuseActivationPass
+    from executorch.exir.passes.dim_order_ops_registry import MemoryFormatOpsMap
+
+    def calls(graph: Any) -> Iterator[Any]:
+        return (n for n in graph.nodes if n.op == "call_function")
+
+    def any_of(targets: Any) -> Callable[[Any], bool]:
+        targets = set(targets)
+        return lambda graph: any(n.target in targets for n in calls(graph))
+
+    def any_named(*names: str) -> Callable[[Any], bool]:
+        return lambda graph: any(getattr(n.target, "__name__", "") in names for n in calls(graph))
+
+    def conv1d(graph: Any) -> bool:  # the pass's own test: a rank-3 kernel (a dequantized one has its shape)
+        def rank(kernel: Any) -> int:
+            val = getattr(kernel, "meta", {}).get("val")
+            return val.dim() if val is not None else 3  # unknown: let the pass look
+        return any(getattr(n.target, "__name__", "") == "aten.convolution.default" and rank(n.args[1]) == 3
+                   for n in calls(graph))
+
+    def wide_cat(graph: Any) -> bool:  # XNNPACK concatenates up to 5 inputs in one node
+        return any(getattr(n.target, "__name__", "") == "aten.cat.default" and len(n.args[0]) > 5 for n in calls(graph))
+
+    batch_norm = any_of(DecomposeBatchNorm.BATCH_NORM_OPS)
+    return {
+        "XNNPACKRemoveCloneOpsTransform": any_of(RemoveCloneOpsTransform.clone_ops),
+        "DimOrderOpsRevertPass": any_of(MemoryFormatOpsMap),
+        "FuseBatchNormPass": batch_norm,
+        "DecomposeBatchNorm": batch_norm,
+        "FuseActivationPass": any_of(FuseActivationPass.FUSEABLE_ACTIVATIONS),
+        "DecomposeConcatenate": wide_cat,
+        "RemoveGetItemPass": any_named("aten.max_pool2d_with_indices.default", "aten.max.dim"),
+        "InsertPadQDQPass": any_named("aten.constant_pad_nd.default"),
+        "Conv1dUnsqueezePass": conv1d,
+        "PReLUReshapePass": any_named("aten._prelu_kernel.default"),
+        "RemoveRedundantCopyPass": any_named("aten._to_copy.default"),
+    }
+
+
 @contextlib.contextmanager
 def _xnnpack_lowering(ep: Any) -> Iterator[None]:
-    """Skip XNNPACK's re-composing passes whose op ``ep`` does not contain.
+    """XNNPACK's lowering without the delegate passes that cannot change this program.
 
-    ``ConvertToUpsampleBilinear2d`` and ``ConvertToSDPAPass`` match every node of the
-    delegated graph against pattern graphs they first build by lowering small models
-    themselves: 16 of the 47 s XNNPACK's passes took on DoTCoM-Tiny at 256 (2 busy
-    cores), to find nothing, since the classifier has neither op (the segmenter keeps
-    its upsampling and so the pass). The other passes, and the pass manager, are as
-    ExecuTorch ships them; the original list is restored on exit.
+    Two kinds are left out. ``ConvertToUpsampleBilinear2d`` and ``ConvertToSDPAPass``
+    re-compose an op from its decomposition by matching every node of the delegated
+    graph against pattern graphs they first build by lowering small models themselves:
+    16 of the 47 s XNNPACK's passes took on DoTCoM-Tiny at 256 (2 busy cores), to find
+    nothing when the program has no such op (the classifier has neither; the segmenter
+    keeps its upsampling and so the pass). And the passes of
+    :func:`_xnnpack_pass_triggers` are skipped when, at their turn, the graph holds none
+    of the ops they act on (9 of 17 passes on Tiny, ~14 s of its int8 export). What
+    remains, and the pass manager, are as ExecuTorch ships them; everything is restored
+    on exit. ``DOTCOM_XNNPACK_ALL_PASSES=1`` runs every pass (to compare programs).
     """
     from executorch.backends.xnnpack import _passes
 
+    if os.environ.get("DOTCOM_XNNPACK_ALL_PASSES") == "1":
+        yield
+        return
     present = " ".join(str(n.target) for n in ep.graph.nodes if n.op == "call_function")
     drop = {name for name, op in _RECOMPOSING_PASSES.items() if op not in present}
+    triggers = _xnnpack_pass_triggers()
     manager = _passes.XNNPACKPassManager
-    original = manager.__init__
+    original_init, original_transform = manager.__init__, _passes._transform
 
     def __init__(self, exported_program, passes=None):  # noqa: N807 - the wrapped constructor
-        original(self, exported_program, passes)
+        original_init(self, exported_program, passes)
         self.passes = [p for p in self.passes if p.__name__ not in drop]
 
-    manager.__init__ = __init__
+    def _transform(program, *passes):  # the pass manager applies its passes one at a time through this
+        needed = [p for p in passes if triggers.get(type(p).__name__, lambda g: True)(program.graph_module.graph)]
+        return original_transform(program, *needed) if needed else program
+
+    manager.__init__, _passes._transform = __init__, _transform
     try:
         yield
     finally:
-        manager.__init__ = original
+        manager.__init__, _passes._transform = original_init, original_transform
 
 
 def _xnnpack_passes() -> list:
