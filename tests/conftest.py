@@ -12,7 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DOTCOM_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Intra-op threads: the machine's cores (at most 2, the CI machine's), shared out between
+# pytest-xdist workers when there are several, so two workers do not run four OpenMP
+# threads on two cores (they spin-wait each other).
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
 
 
 @pytest.fixture(scope="session")

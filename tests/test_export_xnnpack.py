@@ -96,7 +96,9 @@ def test_bundled_outputs_are_the_runtimes(fp32):
 
 def test_failed_export_leaves_folder_as_it_was_and_bytes_are_deterministic(fp32, trained_tiny, monkeypatch, tmp_path):
     """Re-export into the same folder, failing after the new .pte is complete (in its temp
-    file): nothing in the folder changes. The captured .pte equals the first one."""
+    file): nothing in the folder changes. The captured .pte equals the first one, although
+    this export runs every XNNPACK delegate pass (the first skipped those that had nothing
+    to act on: export/targets.py), so skipping them changed no byte of the fp32 program."""
     import shutil
 
     import dotcom_mobile.export.api as api
@@ -111,10 +113,19 @@ def test_failed_export_leaves_folder_as_it_was_and_bytes_are_deterministic(fp32,
         raise RuntimeError("forced failure after lowering")
 
     monkeypatch.setattr(api, "build_manifest", failing_manifest)
+    monkeypatch.setenv("DOTCOM_XNNPACK_ALL_PASSES", "1")
     with pytest.raises(RuntimeError, match="forced failure"):
         export_model(checkpoint=trained_tiny, target="xnnpack", out_dir=folder, bundled=True, progress=False)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert captured["pte"] == before[fp32.path.name], "same model exported twice gave different bytes"
+
+
+def test_skipped_xnnpack_passes_change_no_byte_of_the_int8_program(q8, monkeypatch, tmp_path):
+    """The int8 .pte (XNNPACK passes with nothing to act on skipped) equals an export that runs them all."""
+    pt2, result = q8
+    monkeypatch.setenv("DOTCOM_XNNPACK_ALL_PASSES", "1")
+    (full,) = export_model(quantized=pt2, target="xnnpack", out_dir=tmp_path, progress=False)
+    assert full.path.read_bytes() == result.path.read_bytes()
 
 
 def test_int8_exports_whole_from_the_pt2(q8):
