@@ -186,13 +186,31 @@ class _Staging:
 
 
 def run_program(program: str | Path | bytes, inputs: Sequence[torch.Tensor], method: str = "forward") -> list[torch.Tensor]:
-    """Execute a .pte (path or bytes) with ``executorch.runtime`` (XNNPACK/portable only here)."""
+    """Execute a .pte (path or bytes) with ``executorch.runtime`` (XNNPACK/portable only here).
+
+    The runtime's own log (cpuinfo probing on some CPUs: "CPU info and manual query on #
+    of cpus dont match") is kept off the terminal of ``export --bundled``; when loading
+    or running fails, its last telling line is added to the exception.
+    """
     from executorch.runtime import Runtime
 
-    loaded = Runtime.get().load_program(program if isinstance(program, bytes) else Path(program))
-    # The runtime reads raw memory in the declared (contiguous) layout: a strided view,
-    # such as torchvision's channels-last output, would be read scrambled.
-    return list(loaded.load_method(method).execute([t.contiguous() for t in inputs]))
+    from .pte import log_reason, native_log
+
+    failure: Exception | None = None
+    with native_log() as log:
+        try:
+            loaded = Runtime.get().load_program(program if isinstance(program, bytes) else Path(program))
+            # The runtime reads raw memory in the declared (contiguous) layout: a strided view,
+            # such as torchvision's channels-last output, would be read scrambled.
+            outputs = list(loaded.load_method(method).execute([t.contiguous() for t in inputs]))
+        except Exception as e:  # noqa: BLE001 - re-raised below, once the log is complete
+            failure = e
+    if failure is not None:
+        reason = log_reason(log)
+        if reason:
+            failure.add_note(f"ExecuTorch: {reason}")
+        raise failure
+    return outputs
 
 
 def delegate_payloads(pte: str | Path | bytes) -> list[tuple[str, bytes]]:

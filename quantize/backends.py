@@ -175,6 +175,43 @@ def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn 
     return quantizer
 
 
+def _cache_coreml_patterns() -> None:
+    """Trace each of the Core ML quantizer's pattern graphs once per process.
+
+    ``CoreMLQuantizer.annotate`` builds every pattern it matches (conv/linear x batch norm
+    x 17 activations, binary ops x activations: 405 of them, 351 distinct) by tracing a
+    small module through ``torch.export``, on every call: about 50 s per ``prepare`` on
+    2 cores. A pattern is a function of its code, the functions it closes over and its
+    example inputs' shapes, so the traced graph is kept under that key and a copy handed
+    out (the matcher rewrites the pattern's output node in place). A second quantization
+    in the same process (``--keep-fp32 N`` runs PTQ twice; the tests run several) then
+    costs no tracing. Patterns with an unhashable closure are traced as before.
+    """
+    import copy
+
+    from executorch.backends.apple.coreml.quantizer import _coreml_quantizer_utils as utils
+
+    if getattr(utils._get_aten_graph_module, "_dotcom_cached", False):
+        return
+    trace = utils._get_aten_graph_module
+    cache: dict[tuple, Any] = {}
+
+    def cached(pattern, example_inputs, is_cuda=False):
+        forward = type(pattern).forward
+        try:
+            key = (forward.__code__, tuple(c.cell_contents for c in forward.__closure__ or ()),
+                   tuple((tuple(t.shape), t.dtype) for t in example_inputs), is_cuda)
+            hash(key)
+        except (TypeError, ValueError, AttributeError):  # an unhashable closure, an empty cell, a non-tensor
+            return trace(pattern, example_inputs, is_cuda)
+        if key not in cache:
+            cache[key] = trace(pattern, example_inputs, is_cuda)
+        return copy.deepcopy(cache[key])
+
+    cached._dotcom_cached = True  # type: ignore[attr-defined]
+    utils._get_aten_graph_module = cached
+
+
 def coreml_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None,
                      observer: str = "mse"):
     """ExecuTorch's CoreMLQuantizer with the 8-bit symmetric config of its docs (iOS 17+).
@@ -190,6 +227,7 @@ def coreml_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn |
 
     if dynamic:
         raise DotcomError("--dynamic is an XNNPACK scheme; Core ML quantizes activations statically")
+    _cache_coreml_patterns()
     config = LinearQuantizerConfig.from_dict({
         "global_config": {
             "quantization_scheme": QuantizationScheme.symmetric,

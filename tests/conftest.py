@@ -161,12 +161,14 @@ def _export_result(folder: Path, stem: str):
 
 @pytest.fixture(scope="session")
 def tiny_xnnpack_fp32(tmp_path_factory, trained_tiny):
-    """``export --target xnnpack --bundled`` of the trained Tiny (64x64): the .pte, .bpte and
-    manifest every test of an fp32 XNNPACK program reads (export, bench, native runner, apps, eval)."""
+    """``export --target xnnpack --bundled --etrecord`` of the trained Tiny (64x64): the .pte, .bpte,
+    .etrecord and manifest every test of an fp32 XNNPACK program reads (export, bench, native
+    runner, apps, eval, per-layer speed). The ETRecord costs no measurable export time."""
     from dotcom_mobile.export.api import export_model
 
     def build(folder: Path) -> None:
-        export_model(checkpoint=trained_tiny, target="xnnpack", out_dir=folder, bundled=True, progress=False)
+        export_model(checkpoint=trained_tiny, target="xnnpack", out_dir=folder, bundled=True, etrecord=True,
+                     progress=False)
 
     return _export_result(shared_artifact(tmp_path_factory, "tiny_xnnpack_fp32", build), "dotcom_tiny_xnnpack_fp32")
 
@@ -185,7 +187,8 @@ def quantized_export(tmp_path_factory, checkpoint: Path, calib: Path, *, backend
     def build(folder: Path) -> None:
         q = quantize_model("dotcom_tiny", checkpoint=checkpoint, backend=backend, calib=calib,
                            num_calib=num_calib, out_dir=folder, progress=False, per_layer=False)
-        export_model(quantized=q.pt2_path, target=backend, out_dir=folder / "out", progress=False)
+        export_model(quantized=q.pt2_path, target=backend, out_dir=folder / "out", etrecord=backend == "xnnpack",
+                     progress=False)
 
     folder = shared_artifact(tmp_path_factory, f"{stem}_{num_calib}", build)
     return folder / f"{stem}.pt2", _export_result(folder / "out", stem)

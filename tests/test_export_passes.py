@@ -4,8 +4,11 @@ Small real modules are lowered twice, once as ``export`` does it and once with e
 (``DOTCOM_XNNPACK_ALL_PASSES=1``): the programs must be byte-identical and must run. Each
 module holds what one skippable pass acts on (a ReLU after a conv, a conv1d, a cat of six,
 a max pool), so a trigger that wrongly said "nothing to do" would leave that op
-undecomposed or unfused and change the bytes, or fail the lowering. The Tiny programs
-get the same check in tests/test_export_xnnpack.py.
+undecomposed or unfused and change the bytes, or fail the lowering. The modules whose
+pass cares about quantization are checked in int8 (the quantize room's XNNPACK quantizer:
+the q/dq around every op are what FuseActivationPass, DecomposeConcatenate and
+InsertPadQDQPass rewrite together with the op). The Tiny fp32 program
+gets the same check in tests/test_export_xnnpack.py.
 """
 
 from __future__ import annotations
@@ -54,6 +57,15 @@ class SiluOnly(torch.nn.Module):
         return torch.nn.functional.silu(self.conv(x))
 
 
+class PadConv(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        return self.conv(torch.nn.functional.pad(x, (1, 1, 1, 1)))
+
+
 def _edge_graph(module: torch.nn.Module, x: torch.Tensor):
     from executorch.exir import to_edge
 
@@ -68,23 +80,45 @@ X = torch.randn(1, 3, 8, 8)
     (Conv1d(), {"Conv1dUnsqueezePass"}, {"FuseActivationPass", "DecomposeConcatenate"}),
     (WideCat(), {"DecomposeConcatenate"}, {"Conv1dUnsqueezePass", "FuseActivationPass"}),
     (MaxPool(), {"RemoveGetItemPass"}, {"DecomposeConcatenate", "FuseBatchNormPass"}),
+    (PadConv(), {"InsertPadQDQPass"}, {"RemoveGetItemPass", "FuseActivationPass"}),
     (SiluOnly(), set(), {"FuseActivationPass", "Conv1dUnsqueezePass", "DecomposeConcatenate", "PReLUReshapePass",
                          "FuseBatchNormPass", "DecomposeBatchNorm", "RemoveGetItemPass", "InsertPadQDQPass"}),
-], ids=["conv-relu", "conv1d", "cat-of-6", "max-pool", "silu"])
+], ids=["conv-relu", "conv1d", "cat-of-6", "max-pool", "pad", "silu"])
 def test_triggers_see_the_ops_their_pass_acts_on(module, acts, idle):
     graph = _edge_graph(module, X)
     triggers = _xnnpack_pass_triggers()
     assert {name for name in acts | idle if triggers[name](graph)} == acts
 
 
-@pytest.mark.parametrize("module", [ConvRelu(), Conv1d(), WideCat(), MaxPool()],
-                         ids=["conv-relu", "conv1d", "cat-of-6", "max-pool"])
-def test_skipping_changes_no_byte_and_the_program_runs(module, monkeypatch):
-    target = resolve_targets("xnnpack")[0]
+def _program(module: torch.nn.Module, int8: bool):
+    """The ExportedProgram ``export`` lowers: the module itself, or its PT2E int8 form."""
     ep = torch.export.export(module.eval(), (X,))
-    skipped, _ = lower(ep, target, Options())
+    if not int8:
+        return ep, module
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from dotcom_mobile.quantize.backends import make_quantizer
+
+    prepared = prepare_pt2e(ep.module(), make_quantizer("xnnpack", observer="histogram"))
+    prepared(X)
+    converted = convert_pt2e(prepared)
+    return torch.export.export(converted, (X,)), converted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module, int8", [(ConvRelu(), True), (Conv1d(), False), (WideCat(), True), (MaxPool(), False),
+                                          (PadConv(), True)],
+                         ids=["conv-relu-int8", "conv1d-fp32", "cat-of-6-int8", "max-pool-fp32", "pad-conv-int8"])
+def test_skipping_changes_no_byte_and_the_program_runs(module, int8, monkeypatch):
+    target = resolve_targets("xnnpack")[0]
+    opts = Options(quantized=int8)
+    ep, reference = _program(module, int8)
+    skipped, _ = lower(ep, target, opts)
     monkeypatch.setenv("DOTCOM_XNNPACK_ALL_PASSES", "1")
-    full, _ = lower(torch.export.export(module.eval(), (X,)), target, Options())
+    full, _ = lower(_program(module, int8)[0], target, opts)
     assert skipped.buffer == full.buffer
     (out,) = run_program(skipped.buffer, [X])
-    torch.testing.assert_close(out, module(X), rtol=1e-4, atol=1e-4)
+    expected = reference(X)
+    # int8: the delegate and the eager q/dq graph may round a value to neighbouring levels.
+    step = float(expected.max() - expected.min()) / 255
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=3 * step if int8 else 1e-4)

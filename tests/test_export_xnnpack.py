@@ -120,14 +120,6 @@ def test_failed_export_leaves_folder_as_it_was_and_bytes_are_deterministic(fp32,
     assert captured["pte"] == before[fp32.path.name], "same model exported twice gave different bytes"
 
 
-def test_skipped_xnnpack_passes_change_no_byte_of_the_int8_program(q8, monkeypatch, tmp_path):
-    """The int8 .pte (XNNPACK passes with nothing to act on skipped) equals an export that runs them all."""
-    pt2, result = q8
-    monkeypatch.setenv("DOTCOM_XNNPACK_ALL_PASSES", "1")
-    (full,) = export_model(quantized=pt2, target="xnnpack", out_dir=tmp_path, progress=False)
-    assert full.path.read_bytes() == result.path.read_bytes()
-
-
 def test_int8_exports_whole_from_the_pt2(q8):
     pt2, result = q8
     assert result.path.name == "dotcom_tiny_xnnpack_q8.pte"
