@@ -219,7 +219,9 @@ def quantize_model(
     deploy = to_deploy(model, backend)
     reference = capture(deploy, preprocess.input_size)
     timings["export_fp32_s"] = time.perf_counter() - t
+    t = time.perf_counter()
     ref_logits = _outputs(reference, eval_set)
+    timings["evaluate_s"] = time.perf_counter() - t
     _say(f"exported the fp32 deployment form in {timings['export_fp32_s']:.0f} s", progress)
 
     default_types = tuple(DEFAULT_KEEP_FP32.get(backend, ()))
@@ -239,7 +241,9 @@ def quantize_model(
     t = time.perf_counter()
     quantized = ptq(reference, quantizer(()), calib_set, progress)
     timings["ptq_s"] = time.perf_counter() - t
+    t = time.perf_counter()
     ptq_eval = _evaluate(ref_logits, quantized, eval_set)
+    timings["evaluate_s"] += time.perf_counter() - t
     _say(f"PTQ int8: {numerics.summary_line(ptq_eval)}", progress)
     t = time.perf_counter()
     layers = _layer_analysis(reference, quantized, eval_set) if per_layer else []
@@ -336,7 +340,9 @@ def quantize_model(
     tmp = Path(tempfile.mkdtemp(prefix=".quantize-", dir=out))
     try:
         pt2_tmp = tmp / f"{stem}.pt2"
+        t = time.perf_counter()
         torch.export.save(program, pt2_tmp, extra_files={META_FILE: json.dumps(pt2_meta)})
+        report["timings_s"]["save_s"] = round(time.perf_counter() - t, 2)
         report["artifact"] = {"file": pt2_tmp.name, "size_bytes": pt2_tmp.stat().st_size, "sha256": _sha256(pt2_tmp)}
         report["timings_s"]["total"] = round(time.perf_counter() - started, 2)
         (tmp / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
