@@ -176,7 +176,7 @@ def _xnnpack_lowering(ep: Any) -> Iterator[None]:
     nothing when the program has no such op (the classifier has neither; the segmenter
     keeps its upsampling and so the pass). And the passes of
     :func:`_xnnpack_pass_triggers` are skipped when, at their turn, the graph holds none
-    of the ops they act on (9 of 17 passes on Tiny, ~14 s of its int8 export). What
+    of the ops they act on (8 more of the 17 on Tiny, 15 s of its int8 export). What
     remains, and the pass manager, are as ExecuTorch ships them; everything is restored
     on exit. ``DOTCOM_XNNPACK_ALL_PASSES=1`` runs every pass (to compare programs).
     """
