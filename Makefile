@@ -46,12 +46,13 @@ demo: $(STAMP)
 	$(VENV)/bin/dotcom-mobile demo
 
 # pytest runs on two xdist workers. Lowering and quantization are mostly single-threaded
-# Python, so a second worker uses the second core: measured on 2 cores (AMD EPYC), the whole
-# suite took 1219 s in one process and 929 s on two. Each worker gets half the cores for
-# torch (tests/conftest.py), so two OpenMP pools do not spin-wait each other. Tests are sent
-# to workers a module at a time (--dist loadscope), so a module's fixtures (a quantization,
-# an export) are built once, not once per worker; the session-wide Tiny artifacts are built
-# by one worker behind a file lock and read by the other (tests/conftest.py).
+# Python, so a second worker uses the second core. Tests are sent to workers a module at a
+# time (--dist loadscope), so a module's fixtures (a quantization, an export) are built once,
+# not once per worker; the session-wide Tiny artifacts are built by one worker behind a file
+# lock and read by the other (tests/conftest.py). Each worker gets half the cores for torch,
+# so two OpenMP pools do not spin-wait each other. Measured on 2 cores (AMD EPYC Zen 4):
+# 1219 s in one process, 929 s on two workers test by test (--dist loadgroup: module
+# fixtures built twice), 670 s on two workers a module at a time.
 # PYTEST_WORKERS=0 runs everything in this process (for a debugger).
 PYTEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope
