@@ -52,8 +52,8 @@ demo: $(STAMP)
 # lock and read by the other (tests/conftest.py). Each worker gets half the cores for torch,
 # so two OpenMP pools do not spin-wait each other. Measured on 2 cores (AMD EPYC Zen 4):
 # 1219 s in one process (before tests/test_layer_speed.py shared the exports), 929 s on two
-# workers test by test (--dist loadgroup: module
-# fixtures built twice), 670 s on two workers a module at a time.
+# workers test by test (--dist loadgroup: module fixtures built twice), 670 s on two workers
+# a module at a time.
 # PYTEST_WORKERS=0 runs everything in this process (for a debugger).
 PYTEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope
