@@ -176,34 +176,32 @@ def _xnnpack_lowering(ep: Any) -> Iterator[None]:
     nothing when the program has no such op (the classifier has neither; the segmenter
     keeps its upsampling and so the pass). And the passes of
     :func:`_xnnpack_pass_triggers` are skipped when, at their turn, the graph holds none
-    of the ops they act on (8 more of the 17 on Tiny, 15 s of its int8 export). What
-    remains, and the pass manager, are as ExecuTorch ships them; everything is restored
-    on exit. ``DOTCOM_XNNPACK_ALL_PASSES=1`` runs every pass (to compare programs).
+    of the ops they act on (8 more of the 17 on Tiny, 15 s of its int8 export). Both go
+    through one filter on the function the pass manager applies each pass with; what
+    remains, and the pass manager, are as ExecuTorch ships them, and the function is
+    restored on exit. ``DOTCOM_XNNPACK_ALL_PASSES=1`` runs every pass (to compare programs).
     """
     from executorch.backends.xnnpack import _passes
 
     if os.environ.get("DOTCOM_XNNPACK_ALL_PASSES") == "1":
         yield
         return
-    present = " ".join(str(n.target) for n in ep.graph.nodes if n.op == "call_function")
-    drop = {name for name, op in _RECOMPOSING_PASSES.items() if op not in present}
     triggers = _xnnpack_pass_triggers()
-    manager = _passes.XNNPACKPassManager
-    original_init, original_transform = manager.__init__, _passes._transform
-
-    def __init__(self, exported_program, passes=None):  # noqa: N807 - the wrapped constructor
-        original_init(self, exported_program, passes)
-        self.passes = [p for p in self.passes if p.__name__ not in drop]
+    # A re-composing pass is decided on the program as exported (the delegated graph holds
+    # only the decomposition it would match): never run when the op was not there.
+    present = " ".join(str(n.target) for n in ep.graph.nodes if n.op == "call_function")
+    triggers.update({name: lambda graph: False for name, op in _RECOMPOSING_PASSES.items() if op not in present})
+    original = _passes._transform
 
     def _transform(program, *passes):  # the pass manager applies its passes one at a time through this
         needed = [p for p in passes if triggers.get(type(p).__name__, lambda g: True)(program.graph_module.graph)]
-        return original_transform(program, *needed) if needed else program
+        return original(program, *needed) if needed else program
 
-    manager.__init__, _passes._transform = __init__, _transform
+    _passes._transform = _transform
     try:
         yield
     finally:
-        manager.__init__, _passes._transform = original_init, original_transform
+        _passes._transform = original
 
 
 def _xnnpack_passes() -> list:
