@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from dotcom_mobile.export.pte import check_program, native_log, program_bytes
-from dotcom_mobile.export.pte import log_reason as _why
+from dotcom_mobile.export.pte import check_program, native_log, program_bytes, runtime_call
 from dotcom_mobile.model.errors import DotcomError
 from dotcom_mobile.report.host import current_rss_bytes, peak_memory_bytes, reset_peak_memory
 from dotcom_mobile.report.latency import artifact_info, delegation_from_pte, find_manifest, make_report, package_version
@@ -115,15 +114,11 @@ def run_python(
     reset_peak_memory()
     before = current_rss_bytes()
     t0 = time.perf_counter_ns()
-    failure: Exception | None = None
-    with native_log() as log:
-        try:
-            program = Runtime.get().load_program(program_bytes(path) if info.bundled else path)
-            method = program.load_method("forward")
-        except Exception as e:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError with a hex code
-            failure = e
-    if failure is not None:  # outside the capture: the log is complete only now
-        raise DotcomError(f"{path}: not a loadable ExecuTorch program ({_why(log) or failure})")
+    with runtime_call() as loading:
+        program = Runtime.get().load_program(program_bytes(path) if info.bundled else path)
+        method = program.load_method("forward")
+    if loading.error is not None:
+        raise DotcomError(f"{path}: not a loadable ExecuTorch program ({loading.reason or loading.error})")
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     if method is None:
         raise DotcomError(f"{path}: the program has no 'forward' method")
@@ -137,13 +132,10 @@ def run_python(
     def call() -> Any:
         return method.execute(inputs)
 
-    with native_log() as log:
-        try:
-            first_ms, samples = _time_calls(call, warmup, iters, repeats, cooldown_s)
-        except Exception as e:  # noqa: BLE001
-            failure = e
-    if failure is not None:
-        raise DotcomError(f"{path}: execution failed ({_why(log) or failure})")
+    with runtime_call() as running:
+        first_ms, samples = _time_calls(call, warmup, iters, repeats, cooldown_s)
+    if running.error is not None:
+        raise DotcomError(f"{path}: execution failed ({running.reason or running.error})")
     peak = peak_memory_bytes()
     delegation = (manifest or {}).get("delegation") or delegation_from_pte(path)
     return make_report(

@@ -194,22 +194,17 @@ def run_program(program: str | Path | bytes, inputs: Sequence[torch.Tensor], met
     """
     from executorch.runtime import Runtime
 
-    from .pte import log_reason, native_log
+    from .pte import runtime_call
 
-    failure: Exception | None = None
-    with native_log() as log:
-        try:
-            loaded = Runtime.get().load_program(program if isinstance(program, bytes) else Path(program))
-            # The runtime reads raw memory in the declared (contiguous) layout: a strided view,
-            # such as torchvision's channels-last output, would be read scrambled.
-            outputs = list(loaded.load_method(method).execute([t.contiguous() for t in inputs]))
-        except Exception as e:  # noqa: BLE001 - re-raised below, once the log is complete
-            failure = e
-    if failure is not None:
-        reason = log_reason(log)
-        if reason:
-            failure.add_note(f"ExecuTorch: {reason}")
-        raise failure
+    with runtime_call() as call:
+        loaded = Runtime.get().load_program(program if isinstance(program, bytes) else Path(program))
+        # The runtime reads raw memory in the declared (contiguous) layout: a strided view,
+        # such as torchvision's channels-last output, would be read scrambled.
+        outputs = list(loaded.load_method(method).execute([t.contiguous() for t in inputs]))
+    if call.error is not None:
+        if call.reason:
+            call.error.add_note(f"ExecuTorch: {call.reason}")
+        raise call.error
     return outputs
 
 

@@ -101,6 +101,30 @@ def log_reason(lines: list[str]) -> str:
     return useful[-1] if useful else ""
 
 
+class RuntimeCall:
+    """What :func:`runtime_call` saw: the exception it held back and the log's telling line."""
+
+    error: Exception | None = None
+    reason: str = ""
+
+
+@contextlib.contextmanager
+def runtime_call() -> Iterator[RuntimeCall]:
+    """Run ExecuTorch code with its log captured (:func:`native_log`), holding back any exception.
+
+    The log is complete only once the capture has ended, and the one-line message a
+    caller raises needs its last line: so the exception is kept in ``call.error`` and
+    ``call.reason`` is filled on exit, for the caller to raise from outside the block.
+    """
+    call = RuntimeCall()
+    with native_log() as log:
+        try:
+            yield call
+        except Exception as e:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError with a hex code
+            call.error = e
+    call.reason = log_reason(log)
+
+
 # --------------------------------------------------------------------------- flatbuffers
 
 
@@ -202,14 +226,10 @@ def _verify(data: bytes, name: str) -> None:
     """ExecuTorch's own verification of the flatbuffer and its offsets, in this process."""
     from executorch.runtime import Runtime, Verification
 
-    failure: Exception | None = None
-    with native_log() as log:
-        try:
-            Runtime.get().load_program(data, verification=Verification.InternalConsistency)
-        except Exception as e:  # noqa: BLE001 - the runtime raises RuntimeError with a hex code
-            failure = e
-    if failure is not None:  # outside the capture: the log is complete only now
-        why = log_reason(log) or str(failure).strip().splitlines()[0]
+    with runtime_call() as call:
+        Runtime.get().load_program(data, verification=Verification.InternalConsistency)
+    if call.error is not None:
+        why = call.reason or str(call.error).strip().splitlines()[0]
         raise DotcomError(f"{name} is not a valid ExecuTorch program (ExecuTorch's verification failed: {why})")
 
 
