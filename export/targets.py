@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterator
 
+from dotcom_mobile.export.passes import lean_xnnpack_lowering, xnnpack_transform_passes
 from dotcom_mobile.model.errors import DotcomError
 
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
@@ -106,108 +107,6 @@ def _xnnpack(opts: Options) -> list:
     return [CheckedOnceXnnpackPartitioner(configs=xnnpack_partitioner_configs())]
 
 
-# XNNPACK delegate passes that only re-compose an op from its decomposition, and the
-# aten op (by name) without which the program cannot contain that decomposition.
-_RECOMPOSING_PASSES = {"ConvertToUpsampleBilinear2d": "upsample_bilinear2d",
-                       "ConvertToSDPAPass": "scaled_dot_product_attention"}
-
-
-def _xnnpack_pass_triggers() -> dict[str, Callable[[Any], bool]]:
-    """For XNNPACK delegate passes that can only act on certain ops: graph -> "could it change anything".
-
-    Each of these passes rewrites the nodes it matches, then re-traces the *whole*
-    delegated graph through fake tensors to refresh metadata (1.5-2 s apiece on Tiny's
-    int8 graph on 2 cores, whether or not it matched anything). A pass whose ops are not
-    in the graph leaves it as it was, re-trace included, so it is not run. The ops are
-    taken from the passes' own tables where they have one, so a pass that learns a new
-    op keeps being run for it. Checked on the graph as it is when the pass's turn comes:
-    ``RemoveRedundantCopyPass`` acts on the copies ``ChannelsLastTaggedReshapePass`` has
-    just inserted.
-    """
-    from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
-    from executorch.backends.xnnpack._passes.decompose_batch_norm import DecomposeBatchNorm
-    from executorch.backends.xnnpack._passes.fuse_activation_pass import FuseActivationPass
-    from executorch.exir.passes.dim_order_ops_registry import MemoryFormatOpsMap
-
-    def calls(graph: Any) -> Iterator[Any]:
-        return (n for n in graph.nodes if n.op == "call_function")
-
-    def any_of(targets: Any) -> Callable[[Any], bool]:
-        targets = set(targets)
-        return lambda graph: any(n.target in targets for n in calls(graph))
-
-    def any_named(*names: str) -> Callable[[Any], bool]:
-        return lambda graph: any(getattr(n.target, "__name__", "") in names for n in calls(graph))
-
-    def conv1d(graph: Any) -> bool:  # the pass's own test: a rank-3 kernel (a dequantized one has its shape)
-        def rank(kernel: Any) -> int:
-            val = getattr(kernel, "meta", {}).get("val")
-            return val.dim() if val is not None else 3  # unknown: let the pass look
-        return any(getattr(n.target, "__name__", "") == "aten.convolution.default" and rank(n.args[1]) == 3
-                   for n in calls(graph))
-
-    def wide_cat(graph: Any) -> bool:  # XNNPACK concatenates up to 5 inputs in one node
-        return any(getattr(n.target, "__name__", "") == "aten.cat.default" and len(n.args[0]) > 5 for n in calls(graph))
-
-    batch_norm = any_of(DecomposeBatchNorm.BATCH_NORM_OPS)
-    return {
-        "XNNPACKRemoveCloneOpsTransform": any_of(RemoveCloneOpsTransform.clone_ops),
-        "DimOrderOpsRevertPass": any_of(MemoryFormatOpsMap),
-        "FuseBatchNormPass": batch_norm,
-        "DecomposeBatchNorm": batch_norm,
-        "FuseActivationPass": any_of(FuseActivationPass.FUSEABLE_ACTIVATIONS),
-        "DecomposeConcatenate": wide_cat,
-        "RemoveGetItemPass": any_named("aten.max_pool2d_with_indices.default", "aten.max.dim"),
-        "InsertPadQDQPass": any_named("aten.constant_pad_nd.default"),
-        "Conv1dUnsqueezePass": conv1d,
-        "PReLUReshapePass": any_named("aten._prelu_kernel.default"),
-        "RemoveRedundantCopyPass": any_named("aten._to_copy.default"),
-    }
-
-
-@contextlib.contextmanager
-def _xnnpack_lowering(ep: Any) -> Iterator[None]:
-    """XNNPACK's lowering without the delegate passes that cannot change this program.
-
-    Two kinds are left out. ``ConvertToUpsampleBilinear2d`` and ``ConvertToSDPAPass``
-    re-compose an op from its decomposition by matching every node of the delegated
-    graph against pattern graphs they first build by lowering small models themselves:
-    16 of the 47 s XNNPACK's passes took on DoTCoM-Tiny at 256 (2 busy cores), to find
-    nothing when the program has no such op (the classifier has neither; the segmenter
-    keeps its upsampling and so the pass). And the passes of
-    :func:`_xnnpack_pass_triggers` are skipped when, at their turn, the graph holds none
-    of the ops they act on (8 more of the 17 on Tiny, 15 s of its int8 export). Both go
-    through one filter on the function the pass manager applies each pass with; what
-    remains, and the pass manager, are as ExecuTorch ships them, and the function is
-    restored on exit. ``DOTCOM_XNNPACK_ALL_PASSES=1`` runs every pass (to compare programs).
-    """
-    from executorch.backends.xnnpack import _passes
-
-    if os.environ.get("DOTCOM_XNNPACK_ALL_PASSES") == "1":
-        yield
-        return
-    triggers = _xnnpack_pass_triggers()
-    # A re-composing pass is decided on the program as exported (the delegated graph holds
-    # only the decomposition it would match): never run when the op was not there.
-    present = " ".join(str(n.target) for n in ep.graph.nodes if n.op == "call_function")
-    triggers.update({name: lambda graph: False for name, op in _RECOMPOSING_PASSES.items() if op not in present})
-    original = _passes._transform
-
-    def _transform(program, *passes):  # the pass manager applies its passes one at a time through this
-        needed = [p for p in passes if triggers.get(type(p).__name__, lambda g: True)(program.graph_module.graph)]
-        return original(program, *needed) if needed else program
-
-    _passes._transform = _transform
-    try:
-        yield
-    finally:
-        _passes._transform = original
-
-
-def _xnnpack_passes() -> list:
-    from executorch.backends.xnnpack.utils.configs import get_transform_passes
-
-    return list(get_transform_passes())
 
 
 def coreml_compile_specs(compute_unit: str = "ALL") -> list:
@@ -311,8 +210,8 @@ def _qnn(opts: Options) -> list:
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("xnnpack", "xnnpack", "pte", _xnnpack, _xnnpack_passes, quantized_from=("xnnpack",),
-               lowering=_xnnpack_lowering,
+        Target("xnnpack", "xnnpack", "pte", _xnnpack, xnnpack_transform_passes, quantized_from=("xnnpack",),
+               lowering=lean_xnnpack_lowering,
                notes="CPU (Android, iOS, desktop); fp32, or int8 from an XNNPACK-quantized .pt2"),
         Target("coreml", "coreml", "pte", _coreml, precision=lambda o: "q8" if o.quantized else "fp16",
                quantized_from=("coreml",), compute_unit=True, quiet=quiet_coremltools, slow=True,

@@ -1,10 +1,11 @@
-"""export/targets.py: the XNNPACK delegate passes left out when the graph has nothing for them.
+"""export/passes.py: the lowering work left out when it cannot change the program.
 
-Small real modules are lowered twice, once as ``export`` does it and once with every pass
-(``DOTCOM_XNNPACK_ALL_PASSES=1``): the programs must be byte-identical and must run. Each
-module holds what one skippable pass acts on (a ReLU after a conv, a conv1d, a cat of six,
-a max pool), so a trigger that wrongly said "nothing to do" would leave that op
-undecomposed or unfused and change the bytes, or fail the lowering. The modules whose
+Small real modules are lowered twice, once as ``export`` does it and once with every pass,
+re-trace and decomposition ExecuTorch runs (``DOTCOM_XNNPACK_ALL_PASSES=1``): the programs
+must be byte-identical and must run. Each module holds what one skippable pass acts on (a
+ReLU after a conv, a conv1d, a cat of six, a max pool, a Python scalar, operands of two
+dtypes, a linear, a mean left outside the delegate), so a trigger that wrongly said
+"nothing to do" would leave that op unconverted and change the bytes, or fail the lowering. The modules whose
 pass cares about quantization are checked in int8 (the quantize room's XNNPACK quantizer:
 the q/dq around every op are what FuseActivationPass, DecomposeConcatenate and
 InsertPadQDQPass rewrite together with the op). The Tiny fp32 program
@@ -17,7 +18,8 @@ import pytest
 import torch
 
 from dotcom_mobile.export.api import lower, run_program
-from dotcom_mobile.export.targets import Options, _xnnpack_pass_triggers, resolve_targets
+from dotcom_mobile.export.passes import edge_pass_triggers, xnnpack_pass_triggers
+from dotcom_mobile.export.targets import Options, resolve_targets
 
 
 class ConvRelu(torch.nn.Module):
@@ -66,6 +68,18 @@ class PadConv(torch.nn.Module):
         return self.conv(torch.nn.functional.pad(x, (1, 1, 1, 1)))
 
 
+class ScalarsAndDtypes(torch.nn.Module):
+    """A Python scalar operand, an int64 operand of a float add, a linear and a mean."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.fc(x * 0.5) + torch.arange(8)
+        return y.sum(dim=-1, keepdim=True) + y.t().mean(dim=0)
+
+
 def _edge_graph(module: torch.nn.Module, x: torch.Tensor):
     from executorch.exir import to_edge
 
@@ -73,6 +87,7 @@ def _edge_graph(module: torch.nn.Module, x: torch.Tensor):
 
 
 X = torch.randn(1, 3, 8, 8)
+ROWS = torch.randn(2, 8)
 
 
 @pytest.mark.parametrize("module, acts, idle", [
@@ -86,13 +101,52 @@ X = torch.randn(1, 3, 8, 8)
 ], ids=["conv-relu", "conv1d", "cat-of-6", "max-pool", "pad", "silu"])
 def test_triggers_see_the_ops_their_pass_acts_on(module, acts, idle):
     graph = _edge_graph(module, X)
-    triggers = _xnnpack_pass_triggers()
+    triggers = xnnpack_pass_triggers()
     assert {name for name in acts | idle if triggers[name](graph)} == acts
 
 
-def _program(module: torch.nn.Module, int8: bool):
+class Transposed(torch.nn.Module):
+    def forward(self, x):
+        return x.flatten(1).t() + 1.0
+
+
+class SymbolicScale(torch.nn.Module):
+    def forward(self, x):
+        return x * x.shape[0]
+
+
+def _aten_graph(module: torch.nn.Module, x: torch.Tensor, dynamic: bool = False):
+    """The graph the aten-to-edge passes see: exported, functional, before edge ops."""
+    shapes = ({0: torch.export.Dim("batch", min=2)},) if dynamic else None
+    return torch.export.export(module.eval(), (x,), dynamic_shapes=shapes).run_decompositions({}).graph
+
+
+@pytest.mark.parametrize("module, x, acts, dynamic", [
+    # A Python scalar operand also counts as a possible mixed dtype: ScalarToTensorPass, which
+    # runs first, makes it a tensor (of int64 for an int), so the trigger lets the pass look.
+    (Transposed(), X, {"NormalizeTransposePass", "ReplaceBrokenOpsWithFunctionalOpsPass", "ScalarToTensorPass",
+                       "RemoveMixedTypeOperators"}, False),
+    (ScalarsAndDtypes(), ROWS, {"ScalarToTensorPass", "RemoveMixedTypeOperators", "ReplaceBrokenOpsWithFunctionalOpsPass",
+                                "NormalizeTransposePass"}, False),
+    (SymbolicScale(), torch.randn(2, 3, 8, 8), {"SymToTensorPass", "RemoveMixedTypeOperators"}, True),
+    (ConvRelu(), X, set(), False),
+], ids=["transpose", "scalars-and-dtypes", "symbolic", "conv-relu"])
+def test_edge_triggers_see_the_ops_their_pass_acts_on(module, x, acts, dynamic):
+    graph = _aten_graph(module, x, dynamic)
+    triggers = edge_pass_triggers()
+    aten_passes = set(triggers) - {"LegalizePortableDimOrderPass"}
+    assert {name for name in aten_passes if triggers[name](graph)} == acts
+
+
+def test_dim_order_trigger_sees_a_portable_mean():
+    triggers = edge_pass_triggers()["LegalizePortableDimOrderPass"]
+    assert triggers(_edge_graph(ScalarsAndDtypes(), ROWS))
+    assert not triggers(_edge_graph(ConvRelu(), X))
+
+
+def _program(module: torch.nn.Module, int8: bool, x: torch.Tensor = X):
     """The ExportedProgram ``export`` lowers: the module itself, or its PT2E int8 form."""
-    ep = torch.export.export(module.eval(), (X,))
+    ep = torch.export.export(module.eval(), (x,))
     if not int8:
         return ep, module
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -100,25 +154,72 @@ def _program(module: torch.nn.Module, int8: bool):
     from dotcom_mobile.quantize.backends import make_quantizer
 
     prepared = prepare_pt2e(ep.module(), make_quantizer("xnnpack", observer="histogram"))
-    prepared(X)
+    prepared(x)
     converted = convert_pt2e(prepared)
-    return torch.export.export(converted, (X,)), converted
+    return torch.export.export(converted, (x,)), converted
+
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module, int8", [(ConvRelu(), True), (Conv1d(), False), (WideCat(), True), (MaxPool(), False),
-                                          (PadConv(), True)],
-                         ids=["conv-relu-int8", "conv1d-fp32", "cat-of-6-int8", "max-pool-fp32", "pad-conv-int8"])
-def test_skipping_changes_no_byte_and_the_program_runs(module, int8, monkeypatch):
+@pytest.mark.parametrize("module, int8, x", [
+    (ConvRelu(), True, X), (Conv1d(), False, X), (WideCat(), True, X), (MaxPool(), False, X), (PadConv(), True, X),
+    (ScalarsAndDtypes(), False, ROWS), (ScalarsAndDtypes(), True, ROWS),
+], ids=["conv-relu-int8", "conv1d-fp32", "cat-of-6-int8", "max-pool-fp32", "pad-conv-int8", "scalars-fp32",
+        "scalars-int8"])
+def test_skipping_changes_no_byte_and_the_program_runs(module, int8, x, monkeypatch):
     target = resolve_targets("xnnpack")[0]
     opts = Options(quantized=int8)
-    ep, reference = _program(module, int8)
+    ep, reference = _program(module, int8, x)
     skipped, _ = lower(ep, target, opts)
     monkeypatch.setenv("DOTCOM_XNNPACK_ALL_PASSES", "1")
-    full, _ = lower(_program(module, int8)[0], target, opts)
+    full, _ = lower(_program(module, int8, x)[0], target, opts)
     assert skipped.buffer == full.buffer
-    (out,) = run_program(skipped.buffer, [X])
-    expected = reference(X)
+    (out,) = run_program(skipped.buffer, [x])
+    expected = reference(x)
     # int8: the delegate and the eager q/dq graph may round a value to neighbouring levels.
     step = float(expected.max() - expected.min()) / 255
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=3 * step if int8 else 1e-4)
+
+
+def test_lean_lowering_leaves_out_what_it_says(monkeypatch):
+    """Counted on a conv + ReLU: which passes ran, how many decompositions and whole-graph re-traces."""
+    from executorch.exir.pass_base import _ExportPassBase
+    from torch.export import ExportedProgram
+    from torch.fx.passes.infra.pass_base import PassBase
+
+    runs: list[str] = []
+    counts = {"decompositions": 0, "retraces": 0}
+    pass_call, decompose, retrace = PassBase.__call__, ExportedProgram.run_decompositions, _ExportPassBase.call_submodule
+
+    def counted(key, fn):
+        def wrapper(*args, **kwargs):
+            counts[key] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    def named(self, *args, **kwargs):
+        runs.append(type(self).__name__)
+        return pass_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(PassBase, "__call__", named)
+    monkeypatch.setattr(ExportedProgram, "run_decompositions", counted("decompositions", decompose))
+    monkeypatch.setattr(_ExportPassBase, "call_submodule", counted("retraces", retrace))
+    target = resolve_targets("xnnpack")[0]
+
+    def lowered() -> tuple[set[str], dict[str, int]]:
+        runs.clear()
+        counts.update(decompositions=0, retraces=0)
+        lower(torch.export.export(ConvRelu().eval(), (X,)), target, Options())
+        return set(runs), dict(counts)
+
+    lean_runs, lean = lowered()
+    monkeypatch.setenv("DOTCOM_XNNPACK_ALL_PASSES", "1")
+    full_runs, full = lowered()
+    left_out = {"NormalizeTransposePass", "ReplaceBrokenOpsWithFunctionalOpsPass", "ScalarToTensorPass",
+                "SymToTensorPass", "RemoveMixedTypeOperators", "ConstPropPass", "FuseBatchNormPass",
+                "LegalizePortableDimOrderPass", "RemoveNoopExpandCopyPass"}
+    assert left_out <= full_runs and not left_out & lean_runs
+    assert "FuseActivationPass" in lean_runs  # the ReLU is there to fuse
+    # Full: functionalise, decompose, and the re-composing passes' own small programs.
+    assert lean["decompositions"] == 1 and full["decompositions"] >= 2
+    assert lean["retraces"] < full["retraces"] - len(left_out)  # fewer re-traces than the passes left out
