@@ -40,7 +40,7 @@ from dotcom_mobile.model.deploy import to_deploy
 from . import numerics
 from .backends import BACKENDS, check_backend, make_quantizer
 from .data import ImageSet, calibration_warnings, load_image_folder, load_labelled, load_train_folder, synthetic_inputs
-from .recipes import BATCH, DEFAULT_KEEP_FP32, capture, export_batch1, ptq, qat
+from .recipes import DEFAULT_KEEP_FP32, EVAL_BATCH, capture, export_batch1, ptq, qat
 
 __all__ = ["QuantizeResult", "quantize_model", "load_quantized", "DEFAULT_KEEP_FP32", "META_FILE"]
 
@@ -73,7 +73,7 @@ def _warn(msg: str) -> None:
 
 @torch.no_grad()
 def _outputs(model, data: ImageSet) -> torch.Tensor:
-    return numerics.run_batched(model, data.inputs, BATCH)
+    return numerics.run_batched(model, data.inputs, EVAL_BATCH)
 
 
 def _evaluate(reference_logits: torch.Tensor, quantized, data: ImageSet) -> dict:
