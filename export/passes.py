@@ -32,6 +32,7 @@ import contextlib
 import inspect
 import os
 import weakref
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -202,6 +203,68 @@ def _structure(graph: Any) -> list[tuple]:
             for n in graph.nodes]
 
 
+def _layout(node: Any) -> tuple | None:
+    val = node.meta.get("val")
+    return (tuple(val.shape), val.dtype, tuple(val.stride())) if isinstance(val, torch.Tensor) else None
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A graph's structure when a pass's turn came, and each node's output layout then."""
+
+    structure: list[tuple]
+    layouts: dict[str, tuple | None]
+
+    @classmethod
+    def of(cls, graph: Any) -> "_Snapshot":
+        return cls(_structure(graph), {n.name: _layout(n) for n in graph.nodes})
+
+
+def _plain(value: Any, rename: Callable[[str], str] = lambda name: name) -> Any:
+    if isinstance(value, str):
+        return rename(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v, rename) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v, rename) for k, v in value.items()}
+    return value
+
+
+def _only_elided(snapshot: _Snapshot, graph: Any) -> bool:
+    """Is ``graph`` the snapshot's graph with some ops taken out and nothing else changed?
+
+    Each op taken out must have had its users rewired to its first input, and that input
+    must have had the op's own shape, dtype and strides: FuseActivationPass does this with
+    a ReLU it fuses into the conv before it. A re-trace of such a graph recomputes, for
+    every node left, the metadata it already has.
+    """
+    now = _structure(graph)
+    names = {entry[1] for entry in now}
+    removed = [entry for entry in snapshot.structure if entry[1] not in names]
+    if not removed or len(removed) + len(now) != len(snapshot.structure):
+        return False
+    forward: dict[str, str] = {}
+    for op, name, _, args, _ in removed:
+        if op != "call_function" or not args or not isinstance(args[0], str):
+            return False
+        forward[name] = args[0]
+
+    def resolve(name: str) -> str:
+        for _ in range(len(forward) + 1):
+            if name not in forward:
+                return name
+            name = forward[name]
+        return name  # a cycle: cannot happen in a graph; the comparison below fails then
+
+    for name in forward:
+        layout = snapshot.layouts.get(name)
+        if layout is None or layout != snapshot.layouts.get(resolve(name)):
+            return False
+    rebuilt = [(op, name, target, _plain(args, resolve), _plain(kwargs, resolve))
+               for op, name, target, args, kwargs in snapshot.structure if name not in forward]
+    return rebuilt == [(op, name, target, _plain(args), _plain(kwargs)) for op, name, target, args, kwargs in now]
+
+
 # ExportPass's interpretation hooks: a pass overriding none of them re-traces to refresh
 # metadata only, so its re-trace of an unchanged graph rebuilds that graph.
 _HOOKS = ("call_operator", "placeholder", "output", "call_submodule", "call_getitem", "call_cond", "call_map",
@@ -209,10 +272,12 @@ _HOOKS = ("call_operator", "placeholder", "output", "call_submodule", "call_geti
 
 
 @contextlib.contextmanager
-def _unchanged_retrace_skipped(before: dict[int, list[tuple]]) -> Iterator[None]:
-    """``ExportPass.call`` returns the graph as it is when a pass edited nothing in it.
+def _unchanged_retrace_skipped(before: dict[int, _Snapshot]) -> Iterator[None]:
+    """``ExportPass.call`` returns the graph as it is when a pass's edit cannot change its metadata.
 
-    ``before`` maps a running pass (by ``id``) to the graph's structure when its turn came.
+    ``before`` maps a running pass (by ``id``) to the graph when its turn came. The re-trace
+    is left out when the pass edited nothing, or only took ops out whose output was their
+    input's (:func:`_only_elided`).
     """
     from executorch.exir.pass_base import ExportPass, _ExportPassBase
     from torch.fx.passes.infra.pass_base import PassResult
@@ -221,9 +286,12 @@ def _unchanged_retrace_skipped(before: dict[int, list[tuple]]) -> Iterator[None]
 
     def call(self, graph_module):  # type: ignore[no-untyped-def]
         snapshot = before.get(id(self))
-        if (snapshot is not None and all(getattr(type(self), h, None) is getattr(ExportPass, h, None) for h in _HOOKS)
-                and _structure(graph_module.graph) == snapshot):
-            return PassResult(graph_module, False)
+        if snapshot is not None and all(getattr(type(self), h, None) is getattr(ExportPass, h, None) for h in _HOOKS):
+            if _structure(graph_module.graph) == snapshot.structure:
+                return PassResult(graph_module, False)
+            if _only_elided(snapshot, graph_module.graph):
+                graph_module.graph.lint()
+                return PassResult(graph_module, True)
         return original(self, graph_module)
 
     _ExportPassBase.call = call
@@ -306,7 +374,7 @@ def _edge_passes_filtered() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _xnnpack_passes_filtered(ep: Any, before: dict[int, list[tuple]]) -> Iterator[None]:
+def _xnnpack_passes_filtered(ep: Any, before: dict[int, _Snapshot]) -> Iterator[None]:
     """XNNPACK's delegate passes, each behind its trigger, with its structure noted for the re-trace check."""
     from executorch.backends.xnnpack import _passes
 
@@ -321,7 +389,7 @@ def _xnnpack_passes_filtered(ep: Any, before: dict[int, list[tuple]]) -> Iterato
         for p in passes:
             graph = program.graph_module.graph
             if triggers.get(type(p).__name__, lambda g: True)(graph):
-                before[id(p)] = _structure(graph)
+                before[id(p)] = _Snapshot.of(graph)
                 program = original(program, p)
                 del before[id(p)]
         return program
@@ -350,7 +418,7 @@ def lean_xnnpack_lowering(ep: Any) -> Iterator[None]:
     if os.environ.get("DOTCOM_XNNPACK_ALL_PASSES") == "1":
         yield
         return
-    before: dict[int, list[tuple]] = {}
+    before: dict[int, _Snapshot] = {}
     with _one_decomposition(), _edge_passes_filtered(), _xnnpack_passes_filtered(ep, before), \
             _unchanged_retrace_skipped(before):
         yield

@@ -162,9 +162,9 @@ def _program(module: torch.nn.Module, int8: bool, x: torch.Tensor = X):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module, int8, x", [
-    (ConvRelu(), True, X), (Conv1d(), False, X), (WideCat(), True, X), (MaxPool(), False, X), (PadConv(), True, X),
-    (ScalarsAndDtypes(), False, ROWS), (ScalarsAndDtypes(), True, ROWS),
-], ids=["conv-relu-int8", "conv1d-fp32", "cat-of-6-int8", "max-pool-fp32", "pad-conv-int8", "scalars-fp32",
+    (ConvRelu(), True, X), (ConvRelu(), False, X), (Conv1d(), False, X), (WideCat(), True, X), (MaxPool(), False, X),
+    (PadConv(), True, X), (ScalarsAndDtypes(), False, ROWS), (ScalarsAndDtypes(), True, ROWS),
+], ids=["conv-relu-int8", "conv-relu-fp32", "conv1d-fp32", "cat-of-6-int8", "max-pool-fp32", "pad-conv-int8", "scalars-fp32",
         "scalars-int8"])
 def test_skipping_changes_no_byte_and_the_program_runs(module, int8, x, monkeypatch):
     target = resolve_targets("xnnpack")[0]
@@ -179,6 +179,50 @@ def test_skipping_changes_no_byte_and_the_program_runs(module, int8, x, monkeypa
     # int8: the delegate and the eager q/dq graph may round a value to neighbouring levels.
     step = float(expected.max() - expected.min()) / 255
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=3 * step if int8 else 1e-4)
+
+
+class ReluPermute(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return y.permute(0, 2, 3, 1) + 1.0, y
+
+
+def _elide(graph, target) -> None:
+    node = next(n for n in graph.nodes if n.target == target)
+    node.replace_all_uses_with(node.args[0])
+    graph.erase_node(node)
+
+
+def test_only_elided_accepts_an_op_taken_out_whose_output_was_its_input():
+    """The re-trace FuseActivationPass asks for is left out only for a graph a re-trace would not change."""
+    from dotcom_mobile.export.passes import _only_elided, _Snapshot
+
+    aten = torch.ops.aten
+
+    def graph():
+        return torch.export.export(ReluPermute().eval(), (X,)).graph
+
+    g = graph()
+    snapshot = _Snapshot.of(g)
+    assert not _only_elided(snapshot, g)  # nothing taken out: the unchanged-graph check's case
+    _elide(g, aten.relu.default)  # what FuseActivationPass does: conv's output has relu's layout
+    assert _only_elided(snapshot, g)
+
+    g = graph()
+    snapshot = _Snapshot.of(g)
+    _elide(g, aten.permute.default)  # permute's output has other strides and shape than its input's
+    assert not _only_elided(snapshot, g)
+
+    g = graph()
+    snapshot = _Snapshot.of(g)
+    _elide(g, aten.relu.default)
+    add = next(n for n in g.nodes if n.target == aten.add.Tensor)
+    add.args = (add.args[0], 2.0)  # and an edit besides: a re-trace would see it
+    assert not _only_elided(snapshot, g)
 
 
 def test_lean_lowering_leaves_out_what_it_says(monkeypatch):
