@@ -15,7 +15,9 @@ Four kinds of that work are left out here, each only when it provably changes no
 * **Re-traces of a graph a pass left as it was** (:func:`_unchanged_retrace_skipped`): many
   XNNPACK passes edit the graph in ``call`` and then re-trace it through ``ExportPass``
   to refresh metadata. When the edit found nothing (no [add]mm to turn into linear, no
-  no-op expand, no redundant copy pair), the re-trace would rebuild the same graph.
+  no-op expand, no redundant copy pair), the re-trace would rebuild the same graph; when
+  it only took ops out whose output was their input's (a ReLU fused into its conv), it
+  would recompute the metadata every node left already has.
 * **The second decomposition** (:func:`_one_decomposition`): ExecuTorch functionalises
   the program (``run_decompositions({})``), then decomposes it with the table left after
   the partitioner's kept ops. One ``run_decompositions`` with that table does both.
