@@ -232,15 +232,14 @@ def _plain(value: Any, rename: Callable[[str], str] = lambda name: name) -> Any:
     return value
 
 
-def _only_elided(snapshot: _Snapshot, graph: Any) -> bool:
-    """Is ``graph`` the snapshot's graph with some ops taken out and nothing else changed?
+def _only_elided(snapshot: _Snapshot, now: list[tuple]) -> bool:
+    """Is ``now`` (a graph's :func:`_structure`) the snapshot's graph with some ops taken out and nothing else changed?
 
     Each op taken out must have had its users rewired to its first input, and that input
     must have had the op's own shape, dtype and strides: FuseActivationPass does this with
     a ReLU it fuses into the conv before it. A re-trace of such a graph recomputes, for
     every node left, the metadata it already has.
     """
-    now = _structure(graph)
     names = {entry[1] for entry in now}
     removed = [entry for entry in snapshot.structure if entry[1] not in names]
     if not removed or len(removed) + len(now) != len(snapshot.structure):
@@ -289,9 +288,10 @@ def _unchanged_retrace_skipped(before: dict[int, _Snapshot]) -> Iterator[None]:
     def call(self, graph_module):  # type: ignore[no-untyped-def]
         snapshot = before.get(id(self))
         if snapshot is not None and all(getattr(type(self), h, None) is getattr(ExportPass, h, None) for h in _HOOKS):
-            if _structure(graph_module.graph) == snapshot.structure:
+            now = _structure(graph_module.graph)
+            if now == snapshot.structure:
                 return PassResult(graph_module, False)
-            if _only_elided(snapshot, graph_module.graph):
+            if _only_elided(snapshot, now):
                 graph_module.graph.lint()
                 return PassResult(graph_module, True)
         return original(self, graph_module)

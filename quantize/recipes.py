@@ -42,8 +42,8 @@ BATCH = 16  # images per calibration batch (the observers' ranges depend on how 
 # Images per evaluation batch: the int8 eager module runs its quantize/dequantize ops as
 # separate tensor passes, and at 16 images of 256x256 those tensors outgrow the caches and
 # get fresh pages from the allocator on every call: batches of 4 ran 2.3x faster (Tiny
-# 256, 16 images, AMD EPYC Zen 4: 4.7 s -> 2.0 s int8, 0.95 -> 0.57 s fp32). Logits do
-# not depend on the batching.
+# 256, 16 images, AMD EPYC Zen 4: 4.7 s -> 2.0 s int8, 0.95 -> 0.57 s fp32). Each image's
+# logits are computed on their own; the batch size changes only float rounding.
 EVAL_BATCH = 4
 
 
