@@ -40,9 +40,10 @@ from dotcom_mobile.model.deploy import to_deploy
 from . import numerics
 from .backends import BACKENDS, check_backend, make_quantizer
 from .data import ImageSet, calibration_warnings, load_image_folder, load_labelled, load_train_folder, synthetic_inputs
-from .recipes import DEFAULT_KEEP_FP32, EVAL_BATCH, capture, export_batch1, ptq, qat
+from .recipes import DEFAULT_KEEP_FP32, DEFAULT_KEEP_FP32_LAYERS, EVAL_BATCH, default_skip, capture, export_batch1, ptq, qat
 
-__all__ = ["QuantizeResult", "quantize_model", "load_quantized", "DEFAULT_KEEP_FP32", "META_FILE"]
+__all__ = ["QuantizeResult", "quantize_model", "load_quantized", "DEFAULT_KEEP_FP32", "DEFAULT_KEEP_FP32_LAYERS",
+           "META_FILE"]
 
 META_FILE = "dotcom_meta.json"
 REPORT_JSON = "quant_report.json"
@@ -260,6 +261,7 @@ def quantize_model(
     _say(f"exported the fp32 deployment form in {timings['export_fp32_s']:.0f} s", progress)
 
     default_types = tuple(DEFAULT_KEEP_FP32.get(backend, ()))
+    default_layers = tuple(DEFAULT_KEEP_FP32_LAYERS.get(backend, ()))
     user_patterns = tuple(keep_fp32_modules)
     if user_patterns and not any(numerics.matches_any(n, user_patterns) for n in reference.graph.nodes):
         example = next((numerics.layer_of(n) for n in reference.graph.nodes if "transformer" in numerics.layer_of(n)), "")
@@ -269,7 +271,7 @@ def quantize_model(
         )
 
     def quantizer(patterns: Sequence[str], layers: Sequence[str] = (), is_qat: bool = False):
-        skip = numerics.skip_filter(patterns, layers, default_types)
+        skip = default_skip(backend, patterns, layers)
         return make_quantizer(backend, dynamic=dynamic, qat=is_qat, skip=skip, observer=observer)
 
     # -- PTQ: everything the backend quantizes in int8 ------------------------------------
@@ -326,7 +328,8 @@ def quantize_model(
         "dynamic": bool(dynamic),
         "method": "qat" if qat_epochs else "ptq",
         "observer": observer if backend == "xnnpack" and not dynamic else "backend default",
-        "kept_fp32": [f"type:{t}" for t in default_types] + list(patterns) + kept_layers,
+        "kept_fp32": [f"type:{t}" for t in default_types] + [f"layer:{n}" for n in default_layers]
+                     + list(patterns) + kept_layers,
         **spec.extra,
     }
     pt2_meta = {

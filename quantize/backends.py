@@ -50,8 +50,9 @@ BACKENDS: dict[str, BackendSpec] = {
     "xnnpack": BackendSpec(
         "xnnpack",
         "dotcom_mobile.quantize.backends.DotcomXNNPACKQuantizer (ExecuTorch's XNNPACKQuantizer + int8 SiLU)",
-        "int8 symmetric: per-channel weights, per-tensor activations (ranges of least expected error, quantize/observers.py), int32 biases; "
-        "SiLU as int8 sigmoid (scale 1/256) and int8 mul",
+        "int8 symmetric: per-channel weights, per-tensor activations (ranges of least expected error, scored "
+        "through the SiLU where one follows: quantize/observers.py), int32 biases; SiLU as int8 sigmoid "
+        "(scale 1/256) and int8 mul; LayerNorm and the classifier head in fp32",
         supports_dynamic=True,
         # ExecuTorch 1.5's XNNPACK partitioner configs with STATIC_QUANT, plus sigmoid (see
         # export.targets.xnnpack_partitioner_configs). bmm, softmax, rsqrt: fp32 only.

@@ -253,3 +253,16 @@ def test_agreement_is_not_reported_when_fp32_predicts_one_class():
     e = numerics.compare_outputs(varied, varied)
     assert numerics.agreement_text(e) == "top-1 agreement 100.0%"
     assert "| 100.0% |" in _eval_rows("PTQ", e)[0]
+
+
+def test_default_skip_keeps_the_classifier_head_fp32(toy_graph):
+    """XNNPACK's defaults keep the classifier head in fp32: its output is the model's output, and
+    quantizing the logits only to dequantize them adds noise (quantize/recipes.py)."""
+    from dotcom_mobile.quantize.recipes import default_skip
+
+    q = _quantize(toy_graph, make_quantizer("xnnpack", skip=default_skip("xnnpack")))
+    linear = [n for n in q.graph.nodes if n.target == torch.ops.aten.linear.default]
+    assert linear and linear[0].args[1].op == "get_attr"  # fp32 weight
+    assert not any(u.target == torch.ops.quantized_decomposed.quantize_per_tensor.default for u in linear[0].users)
+    assert _int8_weights(q) == 1  # the conv is still int8
+    assert default_skip("coreml") is None  # Core ML keeps its own defaults (none)

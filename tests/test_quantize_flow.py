@@ -29,16 +29,17 @@ def run(tmp_path_factory, shapes_root, trained_tiny):
 
 def test_ptq_close_to_fp32(run):
     """The shipped shapes checkpoint, 64 calibration images, 128 val images. Measured
-    (quantize/README.md): AMD EPYC AVX2 25.44 dB, top-1 97.66 -> 97.66; the same with
-    ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 25.49 dB, 97.66 -> 97.66; AMD EPYC
-    Zen 4 (AVX-512, VNNI) 25.39 dB, 97.66 -> 97.66. The limits leave 2 dB and 2 images for
-    another CPU's arithmetic (before the checkpoint was
+    (quantize/README.md), current defaults (SiLU-scored ranges, head fp32): Intel Sapphire
+    Rapids (AVX-512 VNNI, AMX) 26.21 dB, top-1 97.66 -> 97.66; the same machine with
+    ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 26.29 dB, 97.66 -> 97.66. The
+    previous defaults gave 25.39-25.49 dB on AMD EPYC AVX2, Zen 4 and SSE4.1. The limits
+    leave 2 dB and 2 images for another CPU's arithmetic (before the checkpoint was
     shipped, a model trained at test time reached 20.3 dB on Sapphire Rapids)."""
     ptq = run.report["qat"]["ptq"]
     assert ptq["images"] == 128
     assert ptq["fp32_top1"] >= 0.95  # the shipped checkpoint (val_top1 0.977 stored in it)
     assert ptq["int8_top1"] >= ptq["fp32_top1"] - 2 / 128, ptq
-    assert ptq["sqnr_db"] >= 23.5, ptq
+    assert ptq["sqnr_db"] >= 24.0, ptq
 
 
 def test_qat_at_least_ptq(run):

@@ -68,3 +68,47 @@ def test_observer_accumulates_batches_like_the_stock_one():
         obs(torch.randn(1000, generator=torch.Generator().manual_seed(seed)) * (seed + 1))
     scale, zero_point = obs.calculate_qparams()
     assert scale.item() > 0 and -128 <= zero_point.item() <= 127
+
+
+def _silu_mse(x: torch.Tensor, lo: float, hi: float) -> float:
+    scale = max(hi - lo, 1e-12) / 255
+    zero_point = int(round(-128 - lo / scale))
+    q = torch.fake_quantize_per_tensor_affine(x, scale, zero_point, -128, 127)
+    return (torch.nn.functional.silu(x) - torch.nn.functional.silu(q)).pow(2).mean().item()
+
+
+def test_silu_scored_range_spends_fewer_levels_on_the_flat_negative_side():
+    """A conv output that only feeds a SiLU, with a long negative tail: scored through the SiLU
+    the range gives up most of that tail (SiLU is ~0 there), and the SiLU's output error is lower."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(150_000, generator=g) * 2, -torch.rand(50_000, generator=g) * 12])
+    lo, hi = float(x.min()), float(x.max())
+    hist = torch.histc(x, 2048, lo, hi)
+    plain = mse_range(hist, lo, hi, 256)
+    silu = mse_range(hist, lo, hi, 256, downstream="silu")
+    assert silu[0] > plain[0] + 2.0  # the low end moves up by more than 2 (measured: -12.0 -> about -6)
+    assert _silu_mse(x, *silu) < 0.7 * _silu_mse(x, *plain)
+
+
+def test_mark_silu_inputs_marks_every_silu_input_of_tiny_and_nothing_else():
+    """On DoTCoM-Tiny's prepared graph, each observer that feeds only a SiLU (``x * sigmoid(x)``)
+    is scored through it: one per sigmoid, none elsewhere."""
+    import copy
+
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    from dotcom_mobile.model import create_model
+    from dotcom_mobile.model.deploy import to_deploy
+    from dotcom_mobile.quantize.backends import make_quantizer
+    from dotcom_mobile.quantize.observers import mark_silu_inputs
+    from dotcom_mobile.quantize.recipes import capture, default_skip
+
+    reference = capture(to_deploy(create_model("dotcom_tiny", num_classes=4), "xnnpack"), (3, 64, 64))
+    prepared = prepare_pt2e(copy.deepcopy(reference), make_quantizer("xnnpack", skip=default_skip("xnnpack")))
+    sigmoids = sum(1 for n in prepared.graph.nodes if n.target == torch.ops.aten.sigmoid.default)
+    assert mark_silu_inputs(prepared) == sigmoids == 63
+    marked = {n.target for n in prepared.graph.nodes if n.op == "call_module"
+              and getattr(getattr(prepared, n.target), "downstream", None) == "silu"}
+    for n in prepared.graph.nodes:
+        if n.op == "call_module" and n.target in marked:
+            assert {u.target for u in n.users} == {torch.ops.aten.sigmoid.default, torch.ops.aten.mul.Tensor}
