@@ -41,7 +41,7 @@ import statistics
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -114,6 +114,8 @@ class Profile:
     events: int
     matched_events: int
     execute_ms: float | None
+    # XNNPACK operator kind (the event name without its ``#N``) -> (count, ms): needs no alignment.
+    operators: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -346,7 +348,38 @@ def profile(pte: str | Path, etrecord: str | Path | None = None, *, threads: int
         layers[layer] += ms
         ops[layer] = ops.get(layer, 0) + 1
     layers = {k: v for k, v in layers.items() if k in ops}
-    return Profile(pte, rec, layers, ops, len(events), matched, execute_ms)
+    return Profile(pte, rec, layers, ops, len(events), matched, execute_ms, operator_totals(events))
+
+
+def operator_totals(events: Sequence[tuple[str, float]]) -> dict[str, tuple[int, float]]:
+    """(count, summed ms) per XNNPACK operator kind: ``Convolution (NHWC, QC8) DWConv #3`` counts as its kind."""
+    totals: dict[str, tuple[int, float]] = {}
+    for name, ms in events:
+        kind = re.sub(r"\s*#\d+$", "", name).strip()
+        n, t = totals.get(kind, (0, 0.0))
+        totals[kind] = (n + 1, t + ms)
+    return totals
+
+
+def format_operators(fp32: Profile, int8: Profile) -> str:
+    """Per operator kind, both programs, slowest first: where the time goes, with no layer alignment involved.
+
+    Operator kinds name their precision (``F32``, ``QS8``, ``QC8``), so the table shows
+    which kernels an int8 program still runs in fp32 (the attention's batch matmuls and
+    softmax) and which int8 kernels are slower than their fp32 twins on this CPU.
+    """
+    kinds = sorted(set(fp32.operators) | set(int8.operators),
+                   key=lambda k: -max(fp32.operators.get(k, (0, 0.0))[1], int8.operators.get(k, (0, 0.0))[1]))
+    head = ("XNNPACK operator", "fp32 n", "fp32 ms", "int8 n", "int8 ms")
+    body = []
+    for k in kinds:
+        (nf, tf), (nq, tq) = fp32.operators.get(k, (0, 0.0)), int8.operators.get(k, (0, 0.0))
+        body.append((k, str(nf or "-"), f"{tf:.3f}" if nf else "-", str(nq or "-"), f"{tq:.3f}" if nq else "-"))
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in [head, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def write_patterns(path: str | Path, patterns: Sequence[str]) -> Path:
@@ -384,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = compare(fp32, int8)
         slow = slow_layers(rows, a.margin, a.min_delta_ms)
         print(format_table(rows, slow, fp32, int8))
+        print()
+        print(format_operators(fp32, int8))
         if a.json:
             from dotcom_mobile.report.latency import write_json_atomic
 

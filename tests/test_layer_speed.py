@@ -44,6 +44,12 @@ def test_align_charges_unmatched_events_to_the_op_before():
     assert ls.align(nodes, events) == [0, 0, 0, 1, 2, 2, 3, 4]
 
 
+def test_operator_totals_group_events_by_kind():
+    events = [("Convolution (NHWC, QC8) DWConv #1", 1.0), ("Softmax (NC, F32) #1", 0.5),
+              ("Convolution (NHWC, QC8) DWConv #12", 0.25)]
+    assert ls.operator_totals(events) == {"Convolution (NHWC, QC8) DWConv": (2, 1.25), "Softmax (NC, F32)": (1, 0.5)}
+
+
 def _row(layer, f, q):
     return {"layer": layer, "fp32_ms": f, "int8_ms": q, "ratio": q / f if f and q is not None else None,
             "fp32_ops": 1, "int8_ops": 1}
@@ -122,6 +128,11 @@ def test_per_layer_table_on_real_programs(programs, tmp_path, capsys):
     assert json.loads(slow.read_text()) == doc["int8_slower"] == ls.slow_layers(rows)
     for prog in ("fp32", "int8"):
         assert 0 < doc[prog]["matched_events"] <= doc[prog]["events"]
+    # Then the per-operator table: every XNNPACK operator kind of both programs, with its precision.
+    ops_at = lines.index(next(ln for ln in lines if ln.startswith("XNNPACK operator")))
+    kinds = {ln.split("  ")[0] for ln in lines[ops_at + 2:] if ln.strip()}
+    assert "Softmax (NC, F32)" in kinds  # the attention's softmax: fp32 in both programs
+    assert any("QS8" in k or "QC8" in k for k in kinds) and any("F32" in k for k in kinds)
 
 
 @pytest.mark.slow
