@@ -74,30 +74,33 @@ class Args:
     rebuild: bool
     num_calib: int
     reports: list[Path] | None = None
+    dynamic: bool = False
 
 
-def build_artifacts(model: str, out: Path, *, rebuild: bool = False, num_calib: int = 64) -> tuple[Path, Path | None]:
-    """fp32 and int8 XNNPACK .pte of ``model`` at 256x256 in ``out`` (cached)."""
+def build_artifacts(model: str, out: Path, *, rebuild: bool = False, num_calib: int = 64,
+                    dynamic: bool = False) -> tuple[Path, Path | None]:
+    """fp32 and int8 XNNPACK .pte of ``model`` at 256x256 in ``out`` (cached; dynamic int8 in ``out/dynamic``)."""
     from dotcom_mobile.export.api import export_model
 
     fp32 = out / f"{model}_xnnpack_fp32.pte"
-    q8 = out / f"{model}_xnnpack_q8.pte"
+    q8_dir = out / "dynamic" if dynamic else out
+    q8 = q8_dir / f"{model}_xnnpack_q8.pte"
     if rebuild or not (fp32.exists() and fp32.with_suffix(".json").exists()):
         fp32 = Path(export_model(model, target="xnnpack", input_size=SIZE, out_dir=out, progress=True)[0].path)
     if rebuild or not (q8.exists() and q8.with_suffix(".json").exists()):
         try:
-            q8 = _build_q8(model, out, rebuild, num_calib)
+            q8 = _build_q8(model, out, q8_dir, rebuild, num_calib, dynamic)
         except Exception as e:  # noqa: BLE001 - still measure fp32 and the baselines
             print(f"  int8 artifact failed ({type(e).__name__}: {e}); int8 targets not measured", file=sys.stderr)
             return fp32, None
     return fp32, q8
 
 
-def _build_q8(model: str, out: Path, rebuild: bool, num_calib: int) -> Path:
+def _build_q8(model: str, out: Path, q8_dir: Path, rebuild: bool, num_calib: int, dynamic: bool) -> Path:
     """quantize (generated calibration images: latency does not depend on them) + export."""
     from dotcom_mobile.export.api import export_model
 
-    pt2 = out / f"{model}_xnnpack_q8.pt2"
+    pt2 = q8_dir / f"{model}_xnnpack_q8.pt2"
     if rebuild or not pt2.exists():
         from dotcom_mobile.quantize.api import quantize_model
         from dotcom_mobile.train.synthetic import make_shapes_dataset
@@ -106,8 +109,9 @@ def _build_q8(model: str, out: Path, rebuild: bool, num_calib: int) -> Path:
         if not (calib / "train").is_dir():
             make_shapes_dataset(calib, train_per_class=-(-num_calib // 4), val_per_class=1, size=SIZE)
         pt2 = Path(quantize_model(model, backend="xnnpack", calib=calib / "train", num_calib=num_calib,
-                                  out_dir=out, input_size=SIZE, progress=True).pt2_path)
-    return Path(export_model(quantized=pt2, target="xnnpack", out_dir=out, progress=True)[0].path)
+                                  out_dir=q8_dir, input_size=SIZE, progress=True, dynamic=dynamic,
+                                  per_layer=False).pt2_path)
+    return Path(export_model(quantized=pt2, target="xnnpack", out_dir=q8_dir, progress=True)[0].path)
 
 
 def _native_available() -> bool:
@@ -296,6 +300,8 @@ def parse_args(argv: list[str] | None) -> Args:
     p.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX Runtime baselines")
     p.add_argument("--rebuild", action="store_true", help="lower again even if artifacts exist in --out")
     p.add_argument("--num-calib", type=int, default=64, help="calibration images for int8 (generated shapes)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="int8 = `quantize --dynamic` (run-time activation scales; artifacts in OUT/dynamic)")
     p.add_argument("--reports", type=Path, nargs="+", metavar="PATH", default=None,
                    help="measure nothing: print the int8/fp32 ratios per CPU kind of these reports (files or folders)")
     ns = p.parse_args(argv)
@@ -303,7 +309,7 @@ def parse_args(argv: list[str] | None) -> Args:
         return Args([], [], ns.out, 0, 0, 0, False, False, False, 0, reports=ns.reports)
     models = [resolve_model_name(m) for m in ns.models.split(",") if m]
     return Args(models, parse_threads(ns.threads), ns.out, ns.warmup, ns.iters, ns.repeats, ns.native, ns.onnx,
-                ns.rebuild, ns.num_calib)
+                ns.rebuild, ns.num_calib, dynamic=ns.dynamic)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         all_results: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
         for model in a.models:
             print(f"{model}: artifacts", file=sys.stderr, flush=True)
-            fp32, q8 = build_artifacts(model, a.out, rebuild=a.rebuild, num_calib=a.num_calib)
+            fp32, q8 = build_artifacts(model, a.out, rebuild=a.rebuild, num_calib=a.num_calib, dynamic=a.dynamic)
             for t in a.threads:
                 all_results[(model, t)] = measure(model, t, fp32, q8, a)
     except DotcomError as e:

@@ -38,7 +38,7 @@ from dotcom_mobile.model import DotcomError, PreprocessConfig, check_input_size,
 from dotcom_mobile.model.deploy import to_deploy
 
 from . import numerics
-from .backends import BACKENDS, check_backend, make_quantizer
+from .backends import BACKENDS, as_xnnpack_runs_it, check_backend, make_quantizer
 from .data import ImageSet, calibration_warnings, load_image_folder, load_labelled, load_train_folder, synthetic_inputs
 from .recipes import DEFAULT_KEEP_FP32, DEFAULT_KEEP_FP32_LAYERS, EVAL_BATCH, default_skip, capture, export_batch1, ptq, qat
 
@@ -61,6 +61,11 @@ class QuantizeResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+DYNAMIC_SCHEME = ("int8 dynamic: per-channel int8 weights; the activations into linear and dense conv layers "
+                  "quantized at run time (one scale per token, pixel or image, as XNNPACK's kernels choose); "
+                  "depthwise convs, SiLU, attention, LayerNorm, the classifier head and a conv that reads a "
+                  "reshaped tensor (DoT blocks' conv_out; XNNPACK cannot run it dynamic) in fp32")
+
 # --- helpers --------------------------------------------------------------------------
 
 def _say(msg: str, enabled: bool) -> None:
@@ -73,12 +78,21 @@ def _warn(msg: str) -> None:
 
 
 @torch.no_grad()
-def _outputs(model, data: ImageSet) -> torch.Tensor:
-    return numerics.run_batched(model, data.inputs, EVAL_BATCH)
+def _outputs(model, data: ImageSet, batch: int = EVAL_BATCH) -> torch.Tensor:
+    return numerics.run_batched(model, data.inputs, batch)
 
 
 def _evaluate(reference_logits: torch.Tensor, quantized, data: ImageSet) -> dict:
-    return numerics.compare_outputs(reference_logits, _outputs(quantized, data), data.labels)
+    """SQNR/top-1 of ``quantized`` as the backend runs it.
+
+    Dynamic layers run with XNNPACK's scales (:func:`~.backends.as_xnnpack_runs_it`), one
+    image at a time as the ``.pte`` does: each scale comes from the values it quantizes, so
+    the rounding of a batched fp32 op moves them, and on the digits scans the batched
+    evaluation flipped a second near-tie image that the ``.pte`` and this one do not.
+    """
+    device_view = as_xnnpack_runs_it(quantized)
+    batch = 1 if device_view is not quantized else EVAL_BATCH
+    return numerics.compare_outputs(reference_logits, _outputs(device_view, data, batch), data.labels)
 
 
 def _layer_analysis(reference, quantized, data: ImageSet) -> list[numerics.LayerStat]:
@@ -240,10 +254,14 @@ def quantize_model(
         warnings += calibration_warnings(calib_set, calib)
     else:
         calib_set = synthetic_inputs(preprocess, min(num_calib, 32))
-        warnings.append(
-            "no --calib folder: calibrated on random synthetic inputs. int8 ranges will not match real "
-            "images and accuracy can drop badly; pass --calib DIR with a few hundred representative images."
-        )
+        if not dynamic:
+            warnings.append(
+                "no --calib folder: calibrated on random synthetic inputs. int8 ranges will not match real "
+                "images and accuracy can drop badly; pass --calib DIR with a few hundred representative images."
+            )
+        elif val_dir is None:  # dynamic scales need no calibration, but the report needs images to measure on
+            warnings.append("no --calib or --val folder: the report's SQNR is measured on random synthetic inputs; "
+                            "pass --val DIR to measure it on real images.")
     val_set = load_labelled(val_dir, preprocess, meta["class_names"]) if val_dir is not None else None
     loader = load_train_folder(Path(train_dir), preprocess, meta["class_names"], 32) if qat_epochs else None
     for w in warnings:
@@ -323,7 +341,7 @@ def quantize_model(
 
     details = {
         "quantizer": spec.quantizer,
-        "scheme": spec.scheme if not dynamic else "int8 dynamic activations for linear layers, per-channel weights",
+        "scheme": spec.scheme if not dynamic else DYNAMIC_SCHEME,
         "per_channel": spec.per_channel,
         "dynamic": bool(dynamic),
         "method": "qat" if qat_epochs else "ptq",

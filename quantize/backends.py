@@ -162,15 +162,60 @@ def _with_observer(config: Any, observer: str) -> Any:
     return dataclasses.replace(config, input_activation=act, output_activation=act)
 
 
+# Ops that change only how a tensor is laid out, and ops that map it element by element.
+_LAYOUT_OPS = frozenset({"permute", "view", "reshape", "_unsafe_view", "transpose", "flatten", "unflatten", "squeeze",
+                         "unsqueeze", "pixel_shuffle", "pixel_unshuffle", "expand", "clone", "contiguous"})
+_ELEMENTWISE_OPS = frozenset({"add", "sub", "mul", "div", "neg", "sigmoid", "relu", "hardtanh", "clamp", "gelu",
+                              "silu", "hardswish", "tanh", "abs"})
+
+
+def _op_name(node: Any) -> str | None:
+    if not isinstance(node, Node) or node.op != "call_function":
+        return None
+    packet = getattr(node.target, "overloadpacket", None)
+    return getattr(packet, "__name__", None) or getattr(node.target, "__name__", None)
+
+
+def reads_relaid_tensor(conv: Node, depth: int = 16) -> bool:
+    """Whether ``conv``'s input was reshaped or permuted since the last layer that computed it.
+
+    Looks through element-wise ops (any of their tensor inputs) up to ``depth`` nodes back.
+    ExecuTorch 1.5.1's XNNPACK delegate lowers a dynamically quantized conv whose input is
+    such a tensor into a ``.pte`` that fails at run time ("Propagating input shapes
+    failed"): in DoTCoM, each DoT block's ``conv_out`` after the patches are folded back.
+    """
+    stack, seen = [conv.args[0]], 0
+    while stack and seen < depth:
+        node = stack.pop()
+        seen += 1
+        name = _op_name(node)
+        if name in _LAYOUT_OPS:
+            return True
+        if name in _ELEMENTWISE_OPS:
+            stack += [a for a in node.args if isinstance(a, Node)]
+    return False
+
+
+def _is_conv(node: Node) -> bool:
+    return _op_name(node) in ("conv2d", "convolution", "conv1d")
+
+
 def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None,
                       observer: str = "mse"):
-    """XNNPACK int8 (static or dynamic-linear), per-channel weights, SiLU in int8 (see the class)."""
+    """XNNPACK int8 (static, or dynamic for linear and dense conv layers), per-channel weights, SiLU in int8.
+
+    Dynamic: a conv that reads a reshaped or permuted tensor stays fp32
+    (:func:`reads_relaid_tensor`); XNNPACK cannot run it with a dynamically quantized input.
+    """
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat, is_dynamic=dynamic)
     if not (qat or dynamic):
         config = _with_observer(config, observer)
     quantizer = _xnnpack_quantizer_class()().set_global(config)
+    if dynamic:
+        user_skip = skip
+        skip = lambda n: (_is_conv(n) and reads_relaid_tensor(n)) or bool(user_skip and user_skip(n))  # noqa: E731
     if skip is not None:
         quantizer.set_filter_function(_keep(skip))
     return quantizer
@@ -323,10 +368,150 @@ def snap_bias_to_int32(gm: GraphModule) -> int:
     return snapped
 
 
+def _dynamic_chains(gm: GraphModule) -> list[tuple[Node, Node]]:
+    """(dequantize, choose_qparams) of every ``choose_qparams -> quantize -> dequantize`` chain."""
+    qd = torch.ops.quantized_decomposed
+    chains = []
+    for dq in gm.graph.nodes:
+        if dq.op != "call_function" or dq.target != qd.dequantize_per_tensor.tensor:
+            continue
+        q = dq.args[0]
+        scale = q.args[1] if isinstance(q, Node) and len(q.args) > 1 else None  # getitem(choose_qparams, 0)
+        choose = scale.args[0] if isinstance(scale, Node) and scale.args else None
+        if isinstance(choose, Node) and choose.target == qd.choose_qparams.tensor:
+            chains.append((dq, choose))
+    return chains
+
+
+def split_shared_dynamic_quant(gm: GraphModule) -> int:
+    """Give every consumer of a dynamically quantized activation its own quantize chain.
+
+    ``convert_pt2e`` quantizes an activation that feeds several dynamic-int8 layers once
+    (``choose_qparams -> quantize -> dequantize``) and hands the one dequantize to all of
+    them. ExecuTorch 1.5.1's XNNPACK delegate lowers that shared value wrongly when the
+    layers differ: a QG block's 3x3 conv and its 1x1 shortcut both read the block input,
+    and the ``.pte`` either fails at run time ("Propagating input shapes failed",
+    stride 2 with a SiLU between the convs) or computes something else (12 dB against
+    fp32 at stride 1). With one chain per consumer each conv gets the dynamically
+    quantized input XNNPACK expects for it, and the same numbers come out (the chains
+    compute the same scale from the same tensor). Returns how many chains were added.
+    """
+    import operator
+
+    g = gm.graph
+    added = 0
+    for dq, choose in _dynamic_chains(gm):
+        q = dq.args[0]
+        for user in list(dq.users)[1:]:
+            with g.inserting_before(user):
+                choose2 = g.node_copy(choose)
+                scale = g.call_function(operator.getitem, (choose2, 0))
+                zero = g.call_function(operator.getitem, (choose2, 1))
+                q2 = g.call_function(q.target, (q.args[0], scale, zero, *q.args[3:]))
+                dq2 = g.call_function(dq.target, (q2, scale, zero, *dq.args[3:]))
+            user.replace_input_with(dq, dq2)
+            added += 1
+    if added:
+        g.lint()
+        gm.recompile()
+    return added
+
+
+def _dynamic_fake_quant(x: torch.Tensor, rows: str, quant_min: int, quant_max: int, eps: float) -> torch.Tensor:
+    """``x`` through int8 with one (scale, zero point) per ``rows``: ``"image"`` (per batch
+    element), ``"pixel"`` (per position of an NCHW tensor, over its channels) or ``"row"``
+    (per row of the last dim).
+
+    The arithmetic of ``quantized_decomposed.choose_qparams.tensor`` and
+    ``quantize_per_tensor`` (asymmetric, zero included in the range, scale at least ``eps``),
+    applied to each row on its own.
+    """
+    from torch.ao.quantization.utils import determine_qparams
+
+    if rows == "pixel":
+        y = x.permute(0, 2, 3, 1)
+        flat = y.reshape(-1, y.shape[-1])
+    else:
+        flat = x.reshape(-1, x.shape[-1]) if rows == "row" else x.reshape(x.shape[0], -1)
+    lo, hi = torch.aminmax(flat, dim=1)
+    scale, zero = determine_qparams(lo, hi, quant_min, quant_max, torch.int8, torch.tensor([eps]), False)
+    step = scale.to(torch.float32).unsqueeze(1)
+    inv = (1.0 / scale).to(torch.float32).unsqueeze(1)
+    zero = zero.to(torch.float32).unsqueeze(1)
+    out = (torch.clamp(torch.round(flat * inv) + zero, quant_min, quant_max) - zero) * step
+    return out.reshape(y.shape).permute(0, 3, 1, 2) if rows == "pixel" else out.reshape(x.shape)
+
+
+def _weight_shape(gm: GraphModule, w: Any) -> tuple[int, ...] | None:
+    """Shape of a layer's weight argument: its traced value, or the constant behind its dequantize."""
+    while isinstance(w, Node):
+        if "val" in w.meta:
+            return tuple(w.meta["val"].shape)
+        if w.op == "get_attr":
+            return tuple(_get_attr(gm, w.target).shape)
+        w = w.args[0] if w.args else None
+    return None
+
+
+def _is_pointwise_conv(gm: GraphModule, conv: Node) -> bool:
+    """A 1x1 conv with stride 1, no padding, one group: XNNPACK runs it as a fully connected layer."""
+    shape = _weight_shape(gm, conv.args[1])
+    args = list(conv.args) + [None] * 7
+    stride, padding, dilation, groups = args[3] or [1, 1], args[4] or [0, 0], args[5] or [1, 1], args[6] or 1
+    return (shape is not None and shape[2:] == (1, 1) and set(stride) == {1} and set(padding) == {0}
+            and set(dilation) == {1} and groups == 1)
+
+
+def _dynamic_rows(gm: GraphModule, consumer: Node) -> str:
+    if not _is_conv(consumer):
+        return "row"
+    return "pixel" if _is_pointwise_conv(gm, consumer) else "image"
+
+
+def as_xnnpack_runs_it(converted: GraphModule) -> GraphModule:
+    """A copy of ``converted`` whose dynamic quantization is XNNPACK's: one scale per image,
+    per pixel or per row, as its kernel for the consuming layer picks.
+
+    PT2E's dynamic quantization picks one scale for the whole tensor, so in a batch of
+    evaluation images one image's range sets the others' scales, and all tokens of a
+    linear layer share one. XNNPACK's dynamic kernels choose one scale per image for a
+    conv, per row (token) for a fully connected layer, and per pixel for a 1x1 conv
+    (which it runs as a fully connected layer); measured against the ``.pte`` in
+    tests/test_quantize_dynamic.py. The lowering reads the graph's per-tensor pattern, so
+    the saved program keeps it; this copy is what evaluation runs, so the report's SQNR
+    is the ``.pte``'s. Static layers are unchanged.
+    """
+    import copy
+
+    if not _dynamic_chains(converted):
+        return converted
+    gm = copy.deepcopy(converted)
+    g = gm.graph
+    changed = False
+    for dq, choose in _dynamic_chains(gm):
+        x, quant_min, quant_max, eps = choose.args[:4]
+        kinds = {_dynamic_rows(gm, u) for u in dq.users}
+        rows = kinds.pop() if len(kinds) == 1 else "image"  # shared chains are split before (finish_convert)
+        with g.inserting_before(dq):
+            fq = g.call_function(_dynamic_fake_quant, (x, rows, quant_min, quant_max, eps))
+        dq.replace_all_uses_with(fq)
+        changed = True
+    if changed:
+        g.eliminate_dead_code()
+        g.lint()
+        gm.recompile()
+    return gm
+
+
 def finish_convert(converted: GraphModule, quantizer: Any) -> GraphModule:
-    """The backend's step after ``convert_pt2e`` (XNNPACK: :func:`snap_bias_to_int32`)."""
+    """The backend's step after ``convert_pt2e``.
+
+    XNNPACK: :func:`snap_bias_to_int32` (static layers) and
+    :func:`split_shared_dynamic_quant` (dynamic ones).
+    """
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
 
     if isinstance(quantizer, XNNPACKQuantizer):
         snap_bias_to_int32(converted)
+        split_shared_dynamic_quant(converted)
     return converted
