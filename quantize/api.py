@@ -61,10 +61,27 @@ class QuantizeResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+SCHEMES = ("static", "dynamic", "auto")
+# "auto": static int8 (the fast scheme) unless its output SQNR falls under this floor, then
+# dynamic int8 (the accurate one) if that measures better (quantize/README.md). 30 dB is
+# issue 16's target: where the trained models' top-1 stays within half a point of fp32.
+AUTO_FLOOR_DB = 30.0
+
 DYNAMIC_SCHEME = ("int8 dynamic: per-channel int8 weights; the activations into linear and dense conv layers "
                   "quantized at run time (one scale per token, pixel or image, as XNNPACK's kernels choose); "
                   "depthwise convs, SiLU, attention, LayerNorm, the classifier head and a conv that reads a "
                   "reshaped tensor (DoT blocks' conv_out; XNNPACK cannot run it dynamic) in fp32")
+
+def _choice_reason(choice: dict[str, Any]) -> str:
+    """One line: which scheme ``auto`` took and the figures it took it on."""
+    static, dyn, floor = choice["static"]["sqnr_db"], choice["dynamic"], choice["floor_db"]
+    if dyn is None:
+        return f"static ({static:.1f} dB, at or above the {floor:g} dB floor)"
+    if choice["chosen"] == "dynamic":
+        return (f"dynamic ({dyn['sqnr_db']:.1f} dB; static gave {static:.1f} dB, under the {floor:g} dB floor; "
+                "--scheme static for the faster one)")
+    return f"static ({static:.1f} dB, under the {floor:g} dB floor, but dynamic measured no better: {dyn['sqnr_db']:.1f} dB)"
+
 
 # --- helpers --------------------------------------------------------------------------
 
@@ -198,6 +215,8 @@ def quantize_model(
     num_calib: int = 256,
     out_dir: str | Path = ".",
     dynamic: bool = False,
+    scheme: str | None = None,
+    min_sqnr_db: float = AUTO_FLOOR_DB,
     input_size: int | None = None,
     keep_fp32: int = 0,
     keep_fp32_modules: Sequence[str] = (),
@@ -214,7 +233,10 @@ def quantize_model(
     inputs with a warning when None). ``qat_epochs`` > 0 fine-tunes with fake
     quantization on ``train_dir`` (an ImageFolder) after PTQ. ``val_dir`` (ImageFolder)
     adds top-1/top-5 of fp32 and int8 to the report; without it, the output SQNR and
-    agreement are measured on the calibration images. ``keep_fp32`` leaves the N layers
+    agreement are measured on the calibration images. ``scheme`` is ``"static"`` (calibrated
+    activation ranges; the default, and ``dynamic=False``), ``"dynamic"`` (run-time
+    activation scales; ``dynamic=True``) or ``"auto"`` (static unless its SQNR is under
+    ``min_sqnr_db`` and dynamic measures better; the command's default). ``keep_fp32`` leaves the N layers
     that lose the most SQNR in fp32; ``keep_fp32_modules`` does the same by module-path
     pattern (fnmatch, e.g. ``"stages.4.2.*"``). ``observer`` picks the XNNPACK activation ranges of PTQ
     (``"mse"``: least expected error, :mod:`.observers`; ``"histogram"``: PT2E's stock search). ``per_layer=False`` skips the numeric
@@ -238,6 +260,15 @@ def quantize_model(
         raise DotcomError("--qat-epochs needs --train DIR (a labelled ImageFolder)")
     if train_dir is not None and not qat_epochs:
         raise DotcomError("--train is only used for QAT: add --qat-epochs N")
+    scheme = scheme or ("dynamic" if dynamic else "static")
+    if scheme not in SCHEMES:
+        raise DotcomError(f"unknown scheme {scheme!r} (choose from {', '.join(SCHEMES)})")
+    if dynamic and scheme != "dynamic":
+        raise DotcomError(f"--dynamic contradicts --scheme {scheme}")
+    # auto chooses between the two plain schemes; Core ML and QAT have no dynamic form, and
+    # --keep-fp32 / --keep-fp32-modules tune the static one
+    auto = scheme == "auto" and spec.supports_dynamic and not (qat_epochs or keep_fp32 or keep_fp32_modules)
+    dynamic = scheme == "dynamic"
     make_quantizer(backend, dynamic=dynamic, qat=qat_epochs > 0, observer=observer)  # rejects bad combinations
     model = create_model(name, checkpoint=checkpoint)
     meta = model.dotcom_meta
@@ -254,7 +285,7 @@ def quantize_model(
         warnings += calibration_warnings(calib_set, calib)
     else:
         calib_set = synthetic_inputs(preprocess, min(num_calib, 32))
-        if not dynamic:
+        if not dynamic and not auto:
             warnings.append(
                 "no --calib folder: calibrated on random synthetic inputs. int8 ranges will not match real "
                 "images and accuracy can drop badly; pass --calib DIR with a few hundred representative images."
@@ -300,6 +331,23 @@ def quantize_model(
     ptq_eval = _evaluate(ref_logits, quantized, eval_set)
     timings["evaluate_s"] += time.perf_counter() - t
     _say(f"PTQ int8: {numerics.summary_line(ptq_eval)}", progress)
+    choice: dict[str, Any] | None = None
+    if auto:
+        choice = {"floor_db": min_sqnr_db, "static": ptq_eval, "dynamic": None, "chosen": "static"}
+        if ptq_eval["sqnr_db"] < min_sqnr_db:
+            t = time.perf_counter()
+            dynamic = True  # quantizer() below reads it
+            candidate = ptq(reference, quantizer(()), calib_set, progress)
+            timings["ptq_s"] += time.perf_counter() - t
+            t = time.perf_counter()
+            choice["dynamic"] = candidate_eval = _evaluate(ref_logits, candidate, eval_set)
+            timings["evaluate_s"] += time.perf_counter() - t
+            if candidate_eval["sqnr_db"] > ptq_eval["sqnr_db"]:
+                quantized, ptq_eval, choice["chosen"] = candidate, candidate_eval, "dynamic"
+            else:
+                dynamic = False
+        choice["reason"] = _choice_reason(choice)
+        _say(f"scheme: {choice['reason']}", progress)
     t = time.perf_counter()
     layers = _layer_analysis(reference, quantized, eval_set) if per_layer else []
     timings["per_layer_s"] = time.perf_counter() - t
@@ -344,6 +392,7 @@ def quantize_model(
         "scheme": spec.scheme if not dynamic else DYNAMIC_SCHEME,
         "per_channel": spec.per_channel,
         "dynamic": bool(dynamic),
+        "scheme_choice": choice,
         "method": "qat" if qat_epochs else "ptq",
         "observer": observer if backend == "xnnpack" and not dynamic else "backend default",
         "kept_fp32": [f"type:{t}" for t in default_types] + [f"layer:{n}" for n in default_layers]

@@ -26,11 +26,15 @@ BACKEND_CHOICES = ("xnnpack", "coreml")
               help="Writes <model>_<backend>_q8.pt2, quant_report.json and quant_report.md here.")
 @click.option("--input-size", type=int, default=None, metavar="N",
               help="Square input side (multiple of 32). Default: the checkpoint's, else 256.")
-@click.option("--dynamic", is_flag=True,
-              help="XNNPACK only: quantize the activations into linear and dense conv layers at run time, one scale "
-                   "per token/pixel/image (int8 weights; SiLU, depthwise convs and attention stay fp32). Far more "
-                   "accurate than the static default (trained Tiny: 36-40 dB against 26-32 dB), less fast "
-                   "(Sapphire Rapids: Tiny about fp32 speed, Large 0.6x fp32; static 0.7x and 0.5x).")
+@click.option("--scheme", type=click.Choice(["auto", "static", "dynamic"]), default=None,
+              help="[default: auto] static: activation ranges calibrated once, everything int8 (the fast scheme; Sapphire Rapids, "
+                   "256: Tiny 0.7x, Large 0.5x fp32). dynamic (XNNPACK): the activations into linear and dense conv "
+                   "layers quantized at run time per token/pixel/image, SiLU, depthwise convs and attention fp32 "
+                   "(the accurate scheme: trained Tiny 36-40 dB where static gives 26-32 dB; Tiny ~1.0x, Large 0.6x "
+                   "fp32). auto: static, unless its SQNR is under --min-sqnr and dynamic measures better.")
+@click.option("--dynamic", is_flag=True, help="Same as --scheme dynamic.")
+@click.option("--min-sqnr", "min_sqnr_db", type=float, default=30.0, show_default=True, metavar="DB",
+              help="--scheme auto: the output SQNR under which static int8 gives way to dynamic.")
 @click.option("--keep-fp32", type=int, default=0, show_default=True, metavar="N",
               help="Leave the N layers that lose the most SQNR in fp32 (mixed precision); the report shows before/after.")
 @click.option("--keep-fp32-modules", multiple=True, metavar="PATTERN",
@@ -58,7 +62,9 @@ def quantize(**kwargs) -> None:
     torch.export.save as <model>_<backend>_q8.pt2 for `dotcom-mobile export
     --quantized`, and writes quant_report.json/.md: output SQNR and top-1 agreement
     with fp32, accuracy of both with --val, and the layers that lose the most SQNR
-    (torchao numeric debugger) by their module path.
+    (torchao numeric debugger) by their module path. --scheme auto (the default) keeps
+    static int8, the fast scheme, unless its SQNR is under --min-sqnr; then it takes
+    dynamic int8, the accurate one, if that measures better, and says so.
 
     \b
     Examples:
@@ -66,7 +72,7 @@ def quantize(**kwargs) -> None:
       dotcom-mobile quantize --model dotcom_tiny --checkpoint tiny.pth --calib images/ --out q/
       dotcom-mobile quantize --model tiny --checkpoint tiny.pth --backend coreml --calib images/
       dotcom-mobile quantize --model tiny --checkpoint tiny.pth --calib data/train --val data/val --keep-fp32 3
-      dotcom-mobile quantize --checkpoint runs/best.pth --calib images/ --val data/val --dynamic
+      dotcom-mobile quantize --checkpoint runs/best.pth --calib images/ --val data/val --scheme dynamic
       dotcom-mobile quantize --model tiny --checkpoint tiny.pth --calib data/train --keep-fp32-from slow.json
       dotcom-mobile quantize --model tiny --checkpoint tiny.pth --calib data/train \\
           --qat-epochs 2 --train data/train --val data/val
@@ -79,13 +85,20 @@ def quantize(**kwargs) -> None:
     backend = kwargs.pop("backend")
     if backend not in BACKEND_CHOICES:
         raise DotcomError(f"unknown backend {backend!r} for quantize (choose from {', '.join(BACKEND_CHOICES)})")
+    scheme, dynamic = kwargs.pop("scheme"), kwargs.pop("dynamic")
+    if dynamic and scheme not in (None, "dynamic"):
+        raise DotcomError(f"--dynamic contradicts --scheme {scheme}")
+    kwargs["scheme"] = "dynamic" if dynamic else (scheme or "auto")
     kwargs["keep_fp32_modules"] = tuple(kwargs["keep_fp32_modules"]) + patterns_from(kwargs.pop("keep_fp32_from"))
     name = _model_for(kwargs.pop("model_name"), kwargs["checkpoint"], "quantize")
     result = quantize_model(name, backend=backend, **kwargs)
     r = result.report
     ev = r["evaluation"]
-    click.echo(f"{r['quantization_details']['method'].upper()} {r['model']} for {r['backend']}: "
+    d = r["quantization_details"]
+    click.echo(f"{d['method'].upper()} {'dynamic' if d['dynamic'] else 'static'} int8 {r['model']} for {r['backend']}: "
                f"{numerics.summary_line(ev)}")
+    if d.get("scheme_choice"):
+        click.echo(f"Scheme (--scheme auto): {d['scheme_choice']['reason']}")
     worst = r["per_layer"]["largest_drop"][:3] if r["per_layer"] else []
     if worst:
         click.echo("Layers losing the most SQNR: " + ", ".join(f"{w['layer']} ({w['drop_db']:.1f} dB)" for w in worst))
@@ -103,10 +116,10 @@ def accuracy_hint(report: dict) -> str | None:
     """One line pointing at ``--dynamic`` when a static XNNPACK PTQ lands under the target SQNR."""
     d, sqnr = report["quantization_details"], report["evaluation"].get("sqnr_db")
     if report["backend"] != "xnnpack" or d.get("dynamic") or d.get("method") != "ptq" or sqnr is None \
-            or sqnr >= HINT_BELOW_DB:
+            or sqnr >= HINT_BELOW_DB or (d.get("scheme_choice") or {}).get("dynamic"):  # auto tried dynamic
         return None
-    return (f"Hint: {sqnr:.1f} dB is under {HINT_BELOW_DB:g} dB. --dynamic quantizes activations at run time "
-            "(per token/pixel/image): far more accurate, less fast (quantize/README.md).")
+    return (f"Hint: {sqnr:.1f} dB is under {HINT_BELOW_DB:g} dB. --scheme dynamic quantizes activations at run "
+            "time (per token/pixel/image): far more accurate, less fast (quantize/README.md).")
 
 
 def patterns_from(path: str | None) -> tuple[str, ...]:

@@ -49,6 +49,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         + (f" ({cal['skipped']} unreadable files skipped)" if cal["skipped"] else ""),
         f"- Kept in fp32: {', '.join(f'`{k}`' for k in d['kept_fp32']) or 'nothing'}",
     ]
+    if d.get("scheme_choice"):
+        lines.append(f"- Scheme chosen by `--scheme auto`: {d['scheme_choice']['reason']}")
     if "artifact" in report:
         a = report["artifact"]
         lines.append(f"- Artifact: `{a['file']}` ({a['size_bytes'] / 1e6:.2f} MB, sha256 {a['sha256'][:12]}...)")

@@ -384,6 +384,9 @@ def test_quiet_known_noise_is_undone_by_verbose(monkeypatch):
     from dotcom_mobile.export import noise
 
     monkeypatch.setenv(noise.ENV, "")  # restored after the test, whatever the calls below set
+    # What an earlier call in this process saved as "before" (pytest runs many CLI calls in one
+    # process; a quantize test may have lowered this logger first) is not this test's starting point.
+    monkeypatch.setattr(noise, "_saved", {})
     log = logging.getLogger("torch.utils._pytree")
     monkeypatch.setattr(log, "level", logging.NOTSET)
     noise.quiet_known_noise()

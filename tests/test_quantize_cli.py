@@ -96,7 +96,7 @@ def test_keep_fp32_needs_the_per_layer_analysis(capsys, tmp_path, tiny_ckpt, ima
 def test_help_lists_every_option(capsys):
     assert main(["quantize", "--help"]) == 0
     text = capsys.readouterr().out
-    for opt in ("--model", "--checkpoint", "--backend", "--calib", "--num-calib", "--out", "--dynamic",
+    for opt in ("--model", "--checkpoint", "--backend", "--calib", "--num-calib", "--out", "--dynamic", "--scheme", "--min-sqnr",
                 "--keep-fp32", "--keep-fp32-modules", "--qat-epochs", "--train", "--val", "--no-per-layer", "Examples"):
         assert opt in text
     assert main(["inspect", "activations", "--help"]) == 0

@@ -149,13 +149,17 @@ def test_static_graphs_are_evaluated_as_they_are():
 
 @pytest.fixture(scope="module", params=["shapes", "digits"])
 def dynamic_run(request, tmp_path_factory, trained_tiny, trained_digits, shapes_root, digits_root):
+    """Dynamic int8 of both trained models: shapes through ``--scheme auto`` (its static SQNR
+    is under the floor, so auto takes dynamic), digits with ``--scheme dynamic`` (auto keeps
+    static there: 32 dB)."""
     from dotcom_mobile.export.api import export_model
     from dotcom_mobile.quantize.api import quantize_model
 
     ckpt, root = (trained_tiny, shapes_root) if request.param == "shapes" else (trained_digits, digits_root)
     out = tmp_path_factory.mktemp(f"dyn_{request.param}")
+    scheme = "auto" if request.param == "shapes" else "dynamic"
     result = quantize_model("dotcom_tiny", checkpoint=ckpt, backend="xnnpack", calib=root / "train", num_calib=64,
-                            val_dir=root / "val", out_dir=out, dynamic=True, progress=False, per_layer=False)
+                            val_dir=root / "val", out_dir=out, scheme=scheme, progress=False, per_layer=False)
     (pte,) = export_model(quantized=result.pt2_path, target="xnnpack", out_dir=out, progress=False)
     return request.param, ckpt, root, result, pte
 
@@ -213,9 +217,37 @@ def test_static_results_under_30_db_point_at_dynamic(dynamic_run):
 
     report = dynamic_run[3].report
     assert accuracy_hint(report) is None  # dynamic: nothing to point at
-    static = {**report, "quantization_details": {**report["quantization_details"], "dynamic": False}}
+    static = {**report, "quantization_details": {**report["quantization_details"], "dynamic": False,
+                                                  "scheme_choice": None}}
     low = {**static, "evaluation": {**report["evaluation"], "sqnr_db": 26.2}}
     assert accuracy_hint(static) is None  # >= 30 dB
     hint = accuracy_hint(low)
-    assert hint.startswith("Hint: 26.2 dB is under 30 dB") and "--dynamic" in hint and "\n" not in hint
+    assert hint.startswith("Hint: 26.2 dB is under 30 dB") and "--scheme dynamic" in hint and "\n" not in hint
     assert accuracy_hint({**low, "backend": "coreml"}) is None  # Core ML has no dynamic scheme
+    if report["quantization_details"]["scheme_choice"]:  # auto already measured dynamic: nothing to suggest
+        tried = {**low, "quantization_details": {**report["quantization_details"], "dynamic": False}}
+        assert accuracy_hint(tried) is None
+
+
+@pytest.mark.slow
+def test_auto_takes_dynamic_where_static_falls_under_the_floor(dynamic_run):
+    name, _, _, result, pte = dynamic_run
+    choice = result.report["quantization_details"]["scheme_choice"]
+    if name == "digits":
+        assert choice is None  # --scheme dynamic: nothing chosen
+        return
+    assert choice["chosen"] == "dynamic" and choice["floor_db"] == 30.0
+    assert choice["static"]["sqnr_db"] < 30.0 <= choice["dynamic"]["sqnr_db"]  # measured 26.2 and 36.3
+    assert all(result.report["evaluation"][k] == v for k, v in choice["dynamic"].items())  # what was kept
+    assert choice["reason"].startswith("dynamic (") and "--scheme static" in choice["reason"]
+    assert pte.manifest["quantization_details"]["scheme_choice"]["chosen"] == "dynamic"
+    assert "Scheme chosen by `--scheme auto`: dynamic" in result.report_md_path.read_text()
+
+
+def test_dynamic_flag_and_another_scheme_is_one_line(capsys, tmp_path):
+    from dotcom_mobile.cli import main
+
+    rc = main(["quantize", "--model", "dotcom_tiny", "--dynamic", "--scheme", "static", "--out", str(tmp_path / "q")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err == "Error: --dynamic contradicts --scheme static"
+    assert not (tmp_path / "q").exists()
