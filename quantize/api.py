@@ -72,6 +72,7 @@ DYNAMIC_SCHEME = ("int8 dynamic: per-channel int8 weights; the activations into 
                   "depthwise convs, SiLU, attention, LayerNorm, the classifier head and a conv that reads a "
                   "reshaped tensor (DoT blocks' conv_out; XNNPACK cannot run it dynamic) in fp32")
 
+
 def _choice_reason(choice: dict[str, Any]) -> str:
     """One line: which scheme ``auto`` took and the figures it took it on."""
     static, dyn, floor = choice["static"]["sqnr_db"], choice["dynamic"], choice["floor_db"]

@@ -28,6 +28,8 @@ from torch.fx import GraphModule, Node
 
 from dotcom_mobile.model.errors import DotcomError
 
+from .numerics import LAYOUT_OPS, op_name
+
 SkipFn = Callable[[Node], bool]
 
 
@@ -162,18 +164,14 @@ def _with_observer(config: Any, observer: str) -> Any:
     return dataclasses.replace(config, input_activation=act, output_activation=act)
 
 
-# Ops that change only how a tensor is laid out, and ops that map it element by element.
-_LAYOUT_OPS = frozenset({"permute", "view", "reshape", "_unsafe_view", "transpose", "flatten", "unflatten", "squeeze",
-                         "unsqueeze", "pixel_shuffle", "pixel_unshuffle", "expand", "clone", "contiguous"})
+# Ops that map a tensor element by element (layout ops: numerics.LAYOUT_OPS).
 _ELEMENTWISE_OPS = frozenset({"add", "sub", "mul", "div", "neg", "sigmoid", "relu", "hardtanh", "clamp", "gelu",
                               "silu", "hardswish", "tanh", "abs"})
 
 
-def _op_name(node: Any) -> str | None:
-    if not isinstance(node, Node) or node.op != "call_function":
-        return None
-    packet = getattr(node.target, "overloadpacket", None)
-    return getattr(packet, "__name__", None) or getattr(node.target, "__name__", None)
+def _call_name(node: Any) -> str | None:
+    """:func:`numerics.op_name` of a call node; None for anything else (inputs, constants)."""
+    return op_name(node) if isinstance(node, Node) and node.op == "call_function" else None
 
 
 def reads_relaid_tensor(conv: Node, depth: int = 16) -> bool:
@@ -188,8 +186,8 @@ def reads_relaid_tensor(conv: Node, depth: int = 16) -> bool:
     while stack and seen < depth:
         node = stack.pop()
         seen += 1
-        name = _op_name(node)
-        if name in _LAYOUT_OPS:
+        name = _call_name(node)
+        if name in LAYOUT_OPS:
             return True
         if name in _ELEMENTWISE_OPS:
             stack += [a for a in node.args if isinstance(a, Node)]
@@ -197,7 +195,7 @@ def reads_relaid_tensor(conv: Node, depth: int = 16) -> bool:
 
 
 def _is_conv(node: Node) -> bool:
-    return _op_name(node) in ("conv2d", "convolution", "conv1d")
+    return _call_name(node) in ("conv2d", "convolution", "conv1d")
 
 
 def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn | None = None,
@@ -487,7 +485,6 @@ def as_xnnpack_runs_it(converted: GraphModule) -> GraphModule:
         return converted
     gm = copy.deepcopy(converted)
     g = gm.graph
-    changed = False
     for dq, choose in _dynamic_chains(gm):
         x, quant_min, quant_max, eps = choose.args[:4]
         kinds = {_dynamic_rows(gm, u) for u in dq.users}
@@ -495,11 +492,9 @@ def as_xnnpack_runs_it(converted: GraphModule) -> GraphModule:
         with g.inserting_before(dq):
             fq = g.call_function(_dynamic_fake_quant, (x, rows, quant_min, quant_max, eps))
         dq.replace_all_uses_with(fq)
-        changed = True
-    if changed:
-        g.eliminate_dead_code()
-        g.lint()
-        gm.recompile()
+    g.eliminate_dead_code()
+    g.lint()
+    gm.recompile()
     return gm
 
 

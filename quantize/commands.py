@@ -109,16 +109,15 @@ def quantize(**kwargs) -> None:
     click.echo(f"Report {result.report_md_path}")
 
 
-HINT_BELOW_DB = 30.0  # the project's accuracy target (issue 16)
-
-
 def accuracy_hint(report: dict) -> str | None:
-    """One line pointing at ``--dynamic`` when a static XNNPACK PTQ lands under the target SQNR."""
+    """One line pointing at ``--scheme dynamic`` when a static XNNPACK PTQ lands under ``auto``'s SQNR floor."""
+    from .api import AUTO_FLOOR_DB
+
     d, sqnr = report["quantization_details"], report["evaluation"].get("sqnr_db")
     if report["backend"] != "xnnpack" or d.get("dynamic") or d.get("method") != "ptq" or sqnr is None \
-            or sqnr >= HINT_BELOW_DB or (d.get("scheme_choice") or {}).get("dynamic"):  # auto tried dynamic
+            or sqnr >= AUTO_FLOOR_DB or (d.get("scheme_choice") or {}).get("dynamic"):  # auto tried dynamic
         return None
-    return (f"Hint: {sqnr:.1f} dB is under {HINT_BELOW_DB:g} dB. --scheme dynamic quantizes activations at run "
+    return (f"Hint: {sqnr:.1f} dB is under {AUTO_FLOOR_DB:g} dB. --scheme dynamic quantizes activations at run "
             "time (per token/pixel/image): far more accurate, less fast (quantize/README.md).")
 
 

@@ -322,16 +322,18 @@ def worst_by_sqnr(stats: Iterable[LayerStat], n: int = 10) -> list[LayerStat]:
 
 # --- which ops of a quantized program run in int8 ------------------------------------
 
-# Ops that only move or re-view data: they carry their input's encoding through.
-_LAYOUT_OPS = frozenset({"view", "reshape", "_unsafe_view", "permute", "transpose", "slice", "flatten", "clone",
-                         "contiguous", "expand", "unsqueeze", "squeeze", "alias", "t", "view_copy", "permute_copy",
-                         "slice_copy", "unsqueeze_copy", "squeeze_copy", "expand_copy", "_to_copy",
-                         "_clone_dim_order", "_to_dim_order_copy", "getitem"})
+# Ops that only move or re-view data: they carry their input's encoding through (and
+# backends.reads_relaid_tensor looks for them in front of a dynamic conv).
+LAYOUT_OPS = frozenset({"view", "reshape", "_unsafe_view", "permute", "transpose", "slice", "flatten", "unflatten",
+                        "pixel_shuffle", "pixel_unshuffle", "clone", "contiguous", "expand", "unsqueeze", "squeeze",
+                        "alias", "t", "view_copy", "permute_copy", "slice_copy", "unsqueeze_copy", "squeeze_copy",
+                        "expand_copy", "_to_copy", "_clone_dim_order", "_to_dim_order_copy", "getitem"})
 # Inputs of these are weights and biases, not activations (their int8-ness is the weight's dq).
 _ACTIVATION_ARGS = {"conv2d": (0,), "convolution": (0,), "linear": (0,), "addmm": (1,), "mm": (0,)}
 
 
-def _op_name(node: Node) -> str:
+def op_name(node: Node) -> str:
+    """The aten op's base name (``conv2d`` for ``aten.conv2d.default``), or the target's name."""
     target = node.target
     name = getattr(target, "__name__", str(target))
     return name.split(".")[0]
@@ -365,7 +367,7 @@ def precision_summary(graph: torch.fx.Graph, int8_kernels: frozenset[str] | None
               "dequantize_nodes": sum(_qd(n) == "dq" for n in nodes)}
 
     def quantized_source(n: Node) -> bool:
-        while n.op == "call_function" and _op_name(n) in _LAYOUT_OPS and n.all_input_nodes:
+        while n.op == "call_function" and op_name(n) in LAYOUT_OPS and n.all_input_nodes:
             n = n.all_input_nodes[0]
         return _qd(n) == "dq"
 
@@ -373,13 +375,13 @@ def precision_summary(graph: torch.fx.Graph, int8_kernels: frozenset[str] | None
         users = list(n.users)
         if not users:
             return False
-        return all(_qd(u) == "q" or (_op_name(u) in _LAYOUT_OPS and quantized_sink(u)) for u in users)
+        return all(_qd(u) == "q" or (op_name(u) in LAYOUT_OPS and quantized_sink(u)) for u in users)
 
     int8: dict[str, int] = {}
     fp32: dict[str, int] = {}
     for n in nodes:
-        name = _op_name(n)
-        if _qd(n) is not None or name in _LAYOUT_OPS or n.meta.get("val") is None:
+        name = op_name(n)
+        if _qd(n) is not None or name in LAYOUT_OPS or n.meta.get("val") is None:
             continue
         positions = _ACTIVATION_ARGS.get(name)
         args = [a for i, a in enumerate(n.args) if positions is None or i in positions]
