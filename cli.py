@@ -165,6 +165,16 @@ def _is_user_error(e: BaseException) -> bool:
     return errors is not None and isinstance(e, errors.DotcomError)
 
 
+# Characters str.splitlines() breaks a line at (newlines, and also \v, \f, \x1c-\x1e, \x85,
+# U+2028/9): a message that quotes a user's key or path containing one would print as two.
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def one_line(message: str) -> str:
+    """``message`` with every line-breaking character written as its escape (``\\x1e``)."""
+    return "".join(ascii(c)[1:-1] if c in _LINE_BREAKS else c for c in message)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors for user mistakes."""
     try:
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except click.UsageError as e:  # one line too, with where to look instead of the usage block
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-        click.echo(f"Error: {e.format_message()}{hint}", err=True)
+        click.echo(f"Error: {one_line(e.format_message())}{hint}", err=True)
         return e.exit_code
     except click.ClickException as e:
         e.show()
@@ -184,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if not _is_user_error(e):
             raise
-        click.secho(f"Error: {e}", fg="red", err=True)
+        click.secho(f"Error: {one_line(str(e))}", fg="red", err=True)
         return 1
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

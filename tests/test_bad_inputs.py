@@ -309,6 +309,20 @@ def test_generated_manifests(valid, tmp_path_factory, capfd, monkeypatch, data):
         assert "\n" not in str(e)
 
 
+def test_a_line_break_inside_a_quoted_key_stays_on_the_error_line(valid, tmp_path, capfd, monkeypatch):
+    """What test_generated_manifests found: a manifest key holding \\x1e, which str.splitlines
+    breaks at, quoted in the schema error, printed the one error as two lines."""
+    manifest = json.loads(valid["manifest"])
+    manifest["versions"]["\x1e"] = False
+    (tmp_path / PTE).write_bytes(valid["pte"])
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    monkeypatch.setenv("ADB", str(tmp_path / "no-adb"))
+    capfd.readouterr()
+    assert main(["android", "push", str(tmp_path / PTE)]) == 1
+    line = one_error_line(capfd.readouterr().err)
+    assert "invalid manifest at versions/\\x1e: False is not of type" in line
+
+
 # --------------------------------------------------------------------------- crashes and noise
 
 
