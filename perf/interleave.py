@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from dotcom_mobile.model.errors import DotcomError
+
 
 def input_shape(pte: Path) -> list[int]:
     """The input shape from the manifest beside ``pte`` (``export`` writes it)."""
@@ -51,6 +53,21 @@ def time_round_robin(paths: list[Path], threads: int, shape: list[int], warmup: 
     return [statistics.median(s) for s in samples]
 
 
+def time_in_child(paths: list[Path], threads: int, shape: list[int], warmup: int, rounds: int) -> list[float]:
+    """:func:`time_round_robin` in a fresh process (its thread pool sized to ``threads``): p50 ms per program.
+
+    Raises :class:`DotcomError` with the child's last error line when the timing fails.
+    """
+    cmd = [sys.executable, "-m", "dotcom_mobile.perf.interleave", *map(str, paths), "--child",
+           "--threads", str(threads), "--rounds", str(rounds), "--warmup", str(warmup),
+           "--shape", ",".join(map(str, shape))]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise DotcomError(f"timing at {threads} thread(s) failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dotcom_mobile.perf.interleave", description=__doc__.split("\n\n")[0])
     p.add_argument("artifacts", type=Path, nargs="+", help=".pte files; ratios are to the first")
@@ -70,15 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for threads in [int(t) for t in a.threads.split(",") if t]:
-        cmd = [sys.executable, "-m", "dotcom_mobile.perf.interleave", *map(str, a.artifacts), "--child",
-               "--threads", str(threads), "--rounds", str(a.rounds), "--warmup", str(a.warmup),
-               "--shape", ",".join(map(str, shape))]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"Error: timing at {threads} thread(s) failed: {done.stderr.strip().splitlines()[-1:]}",
-                  file=sys.stderr)
+        try:
+            p50 = time_in_child(a.artifacts, threads, shape, a.warmup, a.rounds)
+        except DotcomError as e:
+            print(f"Error: {e}", file=sys.stderr)
             return 1
-        p50 = json.loads(done.stdout.strip().splitlines()[-1])
         rows += [(threads, f, ms, ms / p50[0]) for f, ms in zip(a.artifacts, p50)]
     print("| threads | artifact | p50 ms | ratio to the first |")
     print("|---:|---|---:|---:|")

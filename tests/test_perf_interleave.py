@@ -26,3 +26,32 @@ def test_without_manifest_or_shape_says_what_to_pass(toy, capsys):
 
     with pytest.raises(SystemExit, match="pass --shape N,C,H,W"):
         main([str(toy["xnnpack"])])
+
+
+def test_perf_targets_int8_row_reads_the_programs_timed_in_turn(toy):
+    """perf_targets times ET fp32 and int8 in one process; the int8 target row reads that ratio."""
+    import pytest
+
+    from dotcom_mobile.perf.perf_targets import Args, evaluate, format_tables, measure_pair
+    from dotcom_mobile.report.latency import make_report
+
+    a = Args([], [], toy["xnnpack"].parent, warmup=1, iters=2, repeats=2, native=False, onnx=False, rebuild=False,
+             num_calib=0)
+    pair = measure_pair(toy["xnnpack"], toy["portable"], 1, a, shape=(1, 3, 16, 16))
+    assert pair is not None and pair["rounds"] == 4 and pair["fp32_ms"] > 0 and pair["q8_ms"] > 0
+    assert pair["ratio"] == pytest.approx(pair["q8_ms"] / pair["fp32_ms"])
+
+    dev = {"platform": "linux", "os": "Linux", "cpu": "Xeon", "cores": 2, "threads": 1,
+           "cpu_features": ["avx2", "avx512f", "avx512_vnni"], "cpu_kind": "x86-avx512-vnni"}
+
+    def report(name: str, quant: str, p50: float) -> dict:
+        return make_report(artifact={"name": name, "backend": "xnnpack", "quantization": quant}, runner="python",
+                           threads=1, warmup=0, iterations=3, repeats=1, latencies_ms=[p50] * 3, device=dict(dev))
+
+    results = {"et_fp32": report("f.pte", "fp32", 20.0), "et_q8": report("q.pte", "q8", 16.0)}  # apart: 0.80
+    in_turn = {"fp32_ms": 24.0, "q8_ms": 11.0, "ratio": 11.0 / 24.0, "rounds": 150}
+    row = evaluate(results, in_turn)[0]
+    assert row["target"].endswith("timed in turn") and row["ratio"] == pytest.approx(11 / 24) and row["pass"] is True
+    assert evaluate(results)[0]["ratio"] == pytest.approx(0.8) and evaluate(results)[0]["pass"] is False
+    table = format_tables({("dotcom_tiny", 1): results}, {("dotcom_tiny", 1): in_turn})
+    assert "timed in turn, 150 calls each: p50 24.00 / 11.00 ms" in table and "| 0.46 | <= 0.5 | PASS |" in table
