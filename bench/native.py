@@ -260,13 +260,16 @@ def run_native(
     input_file: str | os.PathLike[str] | None = None,
     seed: int = 0,
     timeout: float | None = None,
+    etdump: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Times ``pte`` (.pte or .bpte) with the native runner; returns the report dict.
 
     The report is also written to ``out_json`` (validated, with model/task/delegation
     from the manifest beside the artifact when there is one). ``input`` is random,
     zeros or bundled (default: bundled for a .bpte, else random); ``input_file`` holds
-    the raw bytes of every tensor input. A file the runtime rejects, or bundled outputs
+    the raw bytes of every tensor input. With ``etdump`` every run (warm-up included) is
+    profiled and the ETDump written there: per-operator times for ``perf/layer_speed.py``,
+    latencies that include the profiler's cost. A file the runtime rejects, or bundled outputs
     that do not match with ``verify``, raise :class:`DotcomError` with the runner's
     one-line message; the error report is left in ``out_json`` for the table.
     """
@@ -281,6 +284,8 @@ def run_native(
         cmd.append("--verify")
     if dump_outputs is not None:
         cmd += ["--dump-outputs", str(dump_outputs)]
+    if etdump is not None:
+        cmd += ["--etdump", str(etdump)]
     if input_file is not None:
         cmd += ["--input-file", str(input_file)]
     elif input is not None:

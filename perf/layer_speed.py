@@ -1,7 +1,8 @@
 """Per-layer fp32 vs int8 time from ExecuTorch ETDumps: the layers where int8 does not pay.
 
-Runs an fp32 and an int8 ``.pte`` of the same model in ExecuTorch's Python runtime
-with ETDump profiling on, and prints, per layer, fp32 ms, int8 ms and their ratio;
+Runs an fp32 and an int8 ``.pte`` of the same model with ETDump profiling on, in
+ExecuTorch's Python runtime or (``--runner native``) in the C++ runner of ``runner/``,
+and prints, per layer, fp32 ms, int8 ms and their ratio;
 ``--slow-out FILE`` writes the layers whose int8 is slower than fp32 as a JSON list
 of module patterns, which ``dotcom-mobile quantize --keep-fp32-from FILE`` keeps in
 fp32 (mixed precision for speed, not only for accuracy; issue 13).
@@ -282,10 +283,29 @@ def _placeholder_shape(etrecord: Path) -> tuple[int, ...] | None:
 
 
 def run_etdump(pte: Path, shape: tuple[int, ...], *, threads: int, warmup: int, runs: int,
-               workdir: Path) -> tuple[list[tuple[str, float]], float | None]:
-    """(event name, median ms over the timed runs) of every delegated event, in execution order; Method::execute ms."""
+               workdir: Path, runner: str = "python") -> tuple[list[tuple[str, float]], float | None]:
+    """(event name, median ms over the timed runs) of every delegated event, in execution order; Method::execute ms.
+
+    ``runner`` is ``python`` (ExecuTorch's Python runtime) or ``native`` (the C++ runner
+    of ``runner/`` with ``--etdump``, the issue's "ETDump on the native runner"): the same
+    XNNPACK kernels and profiler, without the bindings around each call.
+    """
+    etdp = workdir / f"{pte.stem}.etdp"
+    if runner == "native":
+        from dotcom_mobile.bench.native import run_native
+
+        warmup = max(warmup, 1)  # the native runner's first run is its first warm-up run
+        run_native(pte, threads=threads, warmup=warmup, iters=runs, repeats=1, out_json=workdir / f"{pte.stem}.json",
+                   etdump=etdp)
+    elif runner == "python":
+        _python_etdump(pte, shape, threads=threads, runs=warmup + runs, etdp=etdp)
+    else:
+        raise DotcomError(f"unknown runner {runner!r} (python, native)")
+    return read_etdump(etdp, warmup, pte)
+
+
+def _python_etdump(pte: Path, shape: tuple[int, ...], *, threads: int, runs: int, etdp: Path) -> None:
     import torch
-    from executorch.devtools import Inspector
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
     from executorch.runtime import Runtime, Verification
 
@@ -297,10 +317,15 @@ def run_etdump(pte: Path, shape: tuple[int, ...], *, threads: int, warmup: int, 
                                          debug_buffer_size=0)
     method = program.load_method("forward")
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
-    for _ in range(warmup + runs):
+    for _ in range(runs):
         method.execute([x])
-    etdp = workdir / f"{pte.stem}.etdp"
-    program.write_etdump_result_to_file(str(etdp), str(workdir / f"{pte.stem}.debug"))
+    program.write_etdump_result_to_file(str(etdp), str(etdp.with_suffix(".debug")))
+
+
+def read_etdump(etdp: Path, warmup: int, pte: Path) -> tuple[list[tuple[str, float]], float | None]:
+    """The delegated events of an ETDump's ``Execute`` blocks, each its median over the runs after ``warmup``."""
+    from executorch.devtools import Inspector
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         inspector = Inspector(etdump_path=str(etdp))
@@ -324,7 +349,7 @@ def run_etdump(pte: Path, shape: tuple[int, ...], *, threads: int, warmup: int, 
 
 
 def profile(pte: str | Path, etrecord: str | Path | None = None, *, threads: int = 1, warmup: int = 3,
-            runs: int = 10) -> Profile:
+            runs: int = 10, runner: str = "python") -> Profile:
     """Per-layer times of one program, its ETDump events charged to layers of its ETRecord's graph."""
     from dotcom_mobile.quantize.numerics import layer_of
 
@@ -335,7 +360,8 @@ def profile(pte: str | Path, etrecord: str | Path | None = None, *, threads: int
     nodes = [n for n in _graph_nodes(rec) if NODE_CLASS.get(op_name(n.target), op_name(n.target)) is not None]
     shape = _input_shape(pte, _placeholder_shape(rec))
     with tempfile.TemporaryDirectory(prefix="dotcom-etdump-") as tmp:
-        events, execute_ms = run_etdump(pte, shape, threads=threads, warmup=warmup, runs=runs, workdir=Path(tmp))
+        events, execute_ms = run_etdump(pte, shape, threads=threads, warmup=warmup, runs=runs, workdir=Path(tmp),
+                                        runner=runner)
     node_classes = [NODE_CLASS.get(op_name(n.target)) or op_name(n.target) for n in nodes]
     event_classes = [event_class(name) for name, _ in events]
     owners = align(node_classes, event_classes)
@@ -401,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="XNNPACK threads (default 1: per-op times add up)")
     p.add_argument("--warmup", type=int, default=3, help="untimed executions first (default 3)")
     p.add_argument("--runs", type=int, default=10, help="timed executions; each event's median is used (default 10)")
+    p.add_argument("--runner", choices=("python", "native"), default="python",
+                   help="profile in ExecuTorch's Python runtime or in the C++ runner of runner/ (built on first use)")
     p.add_argument("--margin", type=float, default=1.0,
                    help="a layer is slow when int8 ms > MARGIN x fp32 ms (default 1.0; 1.1 ignores near-ties)")
     p.add_argument("--min-delta-ms", type=float, default=0.001,
@@ -412,8 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.threads < 1 or a.runs < 1 or a.warmup < 0:
             raise DotcomError("--threads and --runs must be 1 or more, --warmup 0 or more")
-        fp32 = profile(a.fp32, a.fp32_etrecord, threads=a.threads, warmup=a.warmup, runs=a.runs)
-        int8 = profile(a.int8, a.int8_etrecord, threads=a.threads, warmup=a.warmup, runs=a.runs)
+        fp32 = profile(a.fp32, a.fp32_etrecord, threads=a.threads, warmup=a.warmup, runs=a.runs, runner=a.runner)
+        int8 = profile(a.int8, a.int8_etrecord, threads=a.threads, warmup=a.warmup, runs=a.runs, runner=a.runner)
         rows = compare(fp32, int8)
         slow = slow_layers(rows, a.margin, a.min_delta_ms)
         print(format_table(rows, slow, fp32, int8))

@@ -135,6 +135,22 @@ def test_per_layer_table_on_real_programs(programs, tmp_path, capsys):
     assert any("QS8" in k or "QC8" in k for k in kinds) and any("F32" in k for k in kinds)
 
 
+def test_native_runner_profiles_the_same_operators_as_python(programs, tmp_path):
+    """``--runner native``: the C++ runner's ETDump holds the same XNNPACK operators, in the same order."""
+    seqs = {}
+    for runner in ("python", "native"):
+        work = tmp_path / runner
+        work.mkdir()
+        events, execute_ms = ls.run_etdump(programs["int8"], (1, 3, SIZE, SIZE), threads=1, warmup=1, runs=2,
+                                           workdir=work, runner=runner)
+        assert execute_ms is not None and execute_ms > 0 and all(ms >= 0 for _, ms in events)
+        seqs[runner] = [name for name, _ in events]
+    assert seqs["native"] == seqs["python"] and any("QS8" in n or "QC8" in n for n in seqs["native"])
+    with pytest.raises(DotcomError, match="unknown runner 'ios'"):
+        ls.run_etdump(programs["int8"], (1, 3, SIZE, SIZE), threads=1, warmup=0, runs=1, workdir=tmp_path,
+                      runner="ios")
+
+
 @pytest.mark.slow
 def test_missing_etrecord_is_one_line(toy, capsys):
     assert ls.main([str(toy["xnnpack"]), str(toy["xnnpack"])]) == 1

@@ -262,6 +262,35 @@ def test_input_file_of_wrong_size_is_rejected(toy: dict, tmp_path: Path) -> None
                    out_json=tmp_path / "r.json", input_file=inp)
 
 
+def test_etdump_profiles_every_run_of_the_delegate(toy: dict, tmp_path: Path) -> None:
+    """--etdump: the ExecuTorch Inspector reads the runner's profile, one sample per run, XNNPACK's operators in it."""
+    import warnings
+
+    from executorch.devtools import Inspector
+
+    etdp = tmp_path / "toy.etdp"
+    report = run_native(toy["xnnpack"], threads=1, warmup=2, iters=3, repeats=1, out_json=tmp_path / "r.json",
+                        etdump=etdp)
+    assert report["status"] == "ok" and len(report["results"]["latencies_ms"]) == 3
+    assert not list(tmp_path.glob("*.tmp"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        blocks = [b for b in Inspector(etdump_path=str(etdp)).event_blocks if b.name == "Execute"]
+    events = [e for b in blocks for e in b.events]
+    delegated = [e for e in events if e.is_delegated_op]
+    assert delegated and all("(" in e.name for e in delegated)  # "Convolution (NHWC, F32) IGEMM #1", ...
+    runs = {len(e.perf_data.raw) for e in events if e.perf_data is not None}
+    assert runs == {5}  # 2 warm-up + 3 timed runs, every event in every run
+
+
+def test_etdump_that_cannot_be_written_is_one_line(toy: dict, tmp_path: Path) -> None:
+    with pytest.raises(DotcomError) as exc:
+        run_native(toy["xnnpack"], threads=1, warmup=1, iters=1, repeats=1, out_json=tmp_path / "r.json",
+                   etdump=tmp_path / "no_such_dir" / "toy.etdp")
+    msg = str(exc.value)
+    assert "\n" not in msg and "cannot write ETDump" in msg and str(toy["xnnpack"]) in msg
+
+
 # ---- DoTCoM-Tiny -----------------------------------------------------------------
 
 

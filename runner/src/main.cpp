@@ -48,6 +48,9 @@ Times the `forward` method of an ExecuTorch program and writes a latency-report 
   --verify              compare outputs with the .bpte's expected outputs
   --rtol X / --atol X   verification tolerances [1e-5 / 1e-8]
   --dump-outputs PATH   write raw bytes of every tensor output, in order
+  --etdump PATH         profile every run and write the ETDump here (per-operator
+                        times for perf/layer_speed.py; the latencies include the
+                        profiler's cost)
   --out PATH            write the report here (else to stdout)
   --backend NAME        artifact.backend [from the file name or the program]
   --quantization NAME   artifact.quantization [from the file name: fp32, fp16, q8]
@@ -127,6 +130,7 @@ Cli parse_args(int argc, char** argv) {
     else if (a == "--rtol") cli.run.rtol = parse_double(a, next());
     else if (a == "--atol") cli.run.atol = parse_double(a, next());
     else if (a == "--dump-outputs") cli.run.dump_outputs = next();
+    else if (a == "--etdump") cli.run.etdump = next();
     else if (a == "--out") cli.out = next();
     else if (a == "--backend") cli.backend = next();
     else if (a == "--quantization") cli.quantization = next();

@@ -20,6 +20,10 @@
 #include <executorch/runtime/platform/platform.h>
 #include <executorch/runtime/platform/runtime.h>
 
+#ifdef DOTCOM_WITH_ETDUMP
+#include <executorch/devtools/etdump/etdump_flatcc.h>
+#endif
+
 #include "bundled_program.h"
 #include "device_info.h"
 #include "sha256.h"
@@ -198,6 +202,37 @@ FileFacts file_facts(const std::string& path) {
   return facts;
 }
 
+bool etdump_supported() {
+#ifdef DOTCOM_WITH_ETDUMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+#ifdef DOTCOM_WITH_ETDUMP
+// The profile of every run, through a temporary file and rename like the report.
+void write_etdump(::executorch::etdump::ETDumpGen& gen, const std::string& path) {
+  ::executorch::etdump::ETDumpResult dump = gen.get_etdump_data();
+  if (dump.buf == nullptr || dump.size == 0) throw RunnerError("the profiler recorded nothing for '" + path + "'");
+  std::string tmp = path + ".tmp";
+  bool ok;
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    ok = out && out.write(static_cast<const char*>(dump.buf), static_cast<std::streamsize>(dump.size)) && out.flush();
+  }
+  std::free(dump.buf);  // allocated by the flatcc builder (ETDumpGen without a buffer)
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw RunnerError("cannot write ETDump '" + path + "'");
+  }
+}
+#endif
+
+}  // namespace
+
 RunResult run_benchmark(const RunOptions& opts) {
   RunResult result;
   g_phase = "loading";
@@ -265,7 +300,15 @@ RunResult run_benchmark(const RunOptions& opts) {
   MallocMemoryAllocator temp_allocator;
   et::MemoryManager memory_manager(&method_allocator, &planned_memory, &temp_allocator);
 
+  // With --etdump the profiler records every run (its cost is in the latencies).
+#ifdef DOTCOM_WITH_ETDUMP
+  std::unique_ptr<::executorch::etdump::ETDumpGen> etdump;
+  if (!opts.etdump.empty()) etdump = std::make_unique<::executorch::etdump::ETDumpGen>();
+  auto method = program->load_method(opts.method.c_str(), &memory_manager, etdump.get());
+#else
+  if (!opts.etdump.empty()) throw RunnerError("--etdump: this runner was built without ExecuTorch's etdump library");
   auto method = program->load_method(opts.method.c_str(), &memory_manager);
+#endif
   if (!method.ok()) fail("cannot load method '" + opts.method + "'", method.error());
   result.load_ms = ms_since(t_load);
 
@@ -380,6 +423,9 @@ RunResult run_benchmark(const RunOptions& opts) {
     }
   }
   result.peak_memory_bytes = peak_rss_bytes();
+#ifdef DOTCOM_WITH_ETDUMP
+  if (etdump) write_etdump(*etdump, opts.etdump);
+#endif
 
   // ---- outputs ----
   g_phase = "checking outputs";

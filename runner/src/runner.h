@@ -25,6 +25,7 @@ struct RunOptions {
   bool verify = false;
   double rtol = 1e-5, atol = 1e-8;  // ExecuTorch's bundled-program defaults
   std::string dump_outputs;         // raw bytes of every tensor output, in order
+  std::string etdump;               // write an ETDump (profiler events of every run) here
   bool verbose = false;
 };
 
@@ -53,6 +54,9 @@ extern const char* volatile g_phase;
 void init_runtime(bool verbose);
 
 RunResult run_benchmark(const RunOptions& opts);
+
+// Whether this build can write ETDumps (linked with ExecuTorch's etdump library).
+bool etdump_supported();
 
 // Artifact facts the report needs even when loading fails.
 struct FileFacts {
