@@ -28,6 +28,8 @@ Steps (all files under --out):
   4. benchmark both .pte (Python runtime) and PyTorch eager at each --threads,
      each run in a fresh process so its peak memory is its own
                                                        -> reports/*.json
+     then int8/fp32 with both .pte called in turn (a ratio the host's load
+     cannot tilt)
   5. report table and plots                            -> report.md, report_*.png
 
 \b
@@ -107,6 +109,7 @@ class _Steps:
 @click.option("--reuse", is_flag=True, help="Keep the .pt2/.pte already in --out instead of rebuilding them.")
 def demo(model: str, checkpoint: Path | None, calib: Path | None, num_calib: int, input_size: int, threads: str,
          warmup: int, iters: int, repeats: int, out_dir: Path, reuse: bool) -> None:
+    from dotcom_mobile.bench.in_turn import ratio_line, time_in_child
     from dotcom_mobile.bench.suite import Protocol, execute, parse_threads, plan
     from dotcom_mobile.model import check_input_size
     from dotcom_mobile.model.introspect import checkpoint_facts, choose_model
@@ -168,12 +171,19 @@ def demo(model: str, checkpoint: Path | None, calib: Path | None, num_calib: int
     jobs = plan(artifacts, runner="python", threads=thread_list, protocol=protocol, baselines=("eager",),
                 checkpoint=checkpoint, cache_dir=out_dir)
     outcome = execute(jobs, out_dir / "reports", protocol=protocol)
+    # The table's runs are one after the other, each in its own process (honest peak memory),
+    # so their ratio moves with the host's load; this one calls both programs in turn.
+    calls = iters * repeats
+    in_turn = {} if outcome.errors else {
+        t: tuple(time_in_child([fp32, q8], t, [1, 3, input_size, input_size], warmup, calls)) for t in thread_list}
 
     step(5, "report", "report")
     written = write_report(outcome.reports, out_dir / "report.md")
     columns = ("artifact", "runner", "thr", "cpu kind", "p50 ms", "p90 ms", "spread", "load ms", "peak MB", "delegated", "GMAC/s",
                "paper ms")
     click.echo(text_table(outcome.reports, columns))
+    if in_turn:
+        click.echo("\n" + ratio_line(in_turn, calls))
     click.echo(f"\nreports: {out_dir / 'reports'}/   table and plots: {', '.join(str(p) for p in written)}")
     click.echo(step.summary())
     if outcome.errors:

@@ -12,7 +12,7 @@ ExecuTorch int8 vs ONNX Runtime int8  p50(ET q8) / p50(ORT int8 QDQ)   <= 1.00
 native runner vs Python runner        p50(native) / p50(python)        in [0.90, 1.10]
 ====================================  ==========================================
 
-The int8 row times both programs in turn in one process (``perf/interleave.py``): on a
+The int8 row times both programs in turn in one process (``bench/in_turn.py``): on a
 shared host the separate runs' ratio moved by 0.1-0.3 between runs, this one by under 0.1.
 The int8 target depends on the CPU kind (issue 13, ``report/cpu.py``): where the CPU
 has an int8 dot product (``x86-avx512-vnni``, ``x86-avx-vnni``, ``x86-amx``) int8 must
@@ -170,12 +170,12 @@ def measure(model: str, threads: int, fp32: Path, q8: Path | None, a: Args) -> d
 
 def measure_pair(fp32: Path, q8: Path, threads: int, a: Args,
                  shape: tuple[int, ...] = (1, 3, SIZE, SIZE)) -> dict[str, float] | None:
-    """ET fp32 and int8 called in turn in one fresh process (``perf/interleave.py``).
+    """ET fp32 and int8 called in turn in one fresh process (``bench/in_turn.py``).
 
     On a shared host one program's latency drifts by tens of percent between runs, so
     the int8 target reads this ratio, where the drift hits both programs alike.
     """
-    from dotcom_mobile.perf.interleave import time_in_child
+    from dotcom_mobile.bench.in_turn import time_in_child
 
     rounds = a.iters * a.repeats
     print(f"  t{threads}: et_fp32 and et_q8 in turn ...", file=sys.stderr, flush=True)

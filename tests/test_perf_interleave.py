@@ -55,3 +55,23 @@ def test_perf_targets_int8_row_reads_the_programs_timed_in_turn(toy):
     assert evaluate(results)[0]["ratio"] == pytest.approx(0.8) and evaluate(results)[0]["pass"] is False
     table = format_tables({("dotcom_tiny", 1): results}, {("dotcom_tiny", 1): in_turn})
     assert "timed in turn, 150 calls each: p50 24.00 / 11.00 ms" in table and "| 0.46 | <= 0.5 | PASS |" in table
+
+
+def test_ratio_line_names_each_thread_count():
+    from dotcom_mobile.bench.in_turn import ratio_line
+
+    line = ratio_line({1: (30.0, 21.6), 2: (20.0, 15.2)}, 40)
+    assert line == "int8/fp32 p50, timed in turn (40 calls each): 0.72 at 1 thread, 0.76 at 2 threads"
+
+
+def test_in_turn_child_failure_is_one_line(toy, tmp_path):
+    import pytest
+
+    from dotcom_mobile.bench.in_turn import time_in_child
+    from dotcom_mobile.model.errors import DotcomError
+
+    bad = tmp_path / "cut.pte"
+    bad.write_bytes(toy["xnnpack"].read_bytes()[:300])
+    with pytest.raises(DotcomError) as exc:
+        time_in_child([toy["xnnpack"], bad], 1, [1, 3, 16, 16], 0, 1)
+    assert str(exc.value).startswith("timing at 1 thread(s) failed: ") and "\n" not in str(exc.value)
