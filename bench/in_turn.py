@@ -56,14 +56,14 @@ def time_in_child(paths: list[Path], threads: int, shape: list[int], warmup: int
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def ratio_line(p50s: dict[int, tuple[float, float]], calls: int, what: str = "int8/fp32") -> str:
+def ratio_line(p50s: dict[int, tuple[float, float]], calls: int) -> str:
     """``int8/fp32 p50, timed in turn (40 calls each): 0.72 at 1 thread, 0.76 at 2 threads``.
 
     ``p50s`` maps a thread count to (denominator ms, numerator ms), as :func:`time_in_child`
     returns them for ``[fp32, int8]``.
     """
     parts = [f"{num / den:.2f} at {t} thread{'s' if t != 1 else ''}" for t, (den, num) in p50s.items()]
-    return f"{what} p50, timed in turn ({calls} calls each): {', '.join(parts)}"
+    return f"int8/fp32 p50, timed in turn ({calls} calls each): {', '.join(parts)}"
 
 
 def _child(argv: list[str] | None = None) -> int:

@@ -202,32 +202,37 @@ FileFacts file_facts(const std::string& path) {
   return facts;
 }
 
-bool etdump_supported() {
-#ifdef DOTCOM_WITH_ETDUMP
-  return true;
-#else
-  return false;
-#endif
-}
-
 namespace {
 
-#ifdef DOTCOM_WITH_ETDUMP
-// The profile of every run, through a temporary file and rename like the report.
-void write_etdump(::executorch::etdump::ETDumpGen& gen, const std::string& path) {
-  ::executorch::etdump::ETDumpResult dump = gen.get_etdump_data();
-  if (dump.buf == nullptr || dump.size == 0) throw RunnerError("the profiler recorded nothing for '" + path + "'");
+// Writes through `<path>.tmp` and a rename, so a reader never sees half a file; `fill`
+// writes the bytes. A failure removes the temporary and throws "cannot write <what>'<path>'".
+template <typename Fill>
+void write_atomically(const std::string& path, const std::string& what, Fill fill) {
   std::string tmp = path + ".tmp";
-  bool ok;
+  bool ok = false;
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    ok = out && out.write(static_cast<const char*>(dump.buf), static_cast<std::streamsize>(dump.size)) && out.flush();
+    if (out) {
+      fill(out);
+      ok = static_cast<bool>(out.flush());
+    }
   }
-  std::free(dump.buf);  // allocated by the flatcc builder (ETDumpGen without a buffer)
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
-    throw RunnerError("cannot write ETDump '" + path + "'");
+    throw RunnerError("cannot write " + what + "'" + path + "'");
   }
+}
+
+#ifdef DOTCOM_WITH_ETDUMP
+// The profile of every run.
+void write_etdump(::executorch::etdump::ETDumpGen& gen, const std::string& path) {
+  ::executorch::etdump::ETDumpResult dump = gen.get_etdump_data();
+  // Allocated by the flatcc builder (ETDumpGen without a buffer): freed on every path.
+  std::unique_ptr<void, decltype(&std::free)> owned(dump.buf, &std::free);
+  if (dump.buf == nullptr || dump.size == 0) throw RunnerError("the profiler recorded nothing for '" + path + "'");
+  write_atomically(path, "ETDump ", [&](std::ofstream& out) {
+    out.write(static_cast<const char*>(dump.buf), static_cast<std::streamsize>(dump.size));
+  });
 }
 #endif
 
@@ -431,21 +436,14 @@ RunResult run_benchmark(const RunOptions& opts) {
   g_phase = "checking outputs";
   const size_t n_outputs = method->outputs_size();
   if (!opts.dump_outputs.empty()) {
-    std::string tmp = opts.dump_outputs + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw RunnerError("cannot write '" + opts.dump_outputs + "'");
+    write_atomically(opts.dump_outputs, "", [&](std::ofstream& out) {
       for (size_t i = 0; i < n_outputs; ++i) {
         const et::EValue& v = method->get_output(i);
         if (!v.isTensor()) continue;
         const Tensor& t = v.toTensor();
         out.write(static_cast<const char*>(t.const_data_ptr()), static_cast<std::streamsize>(t.nbytes()));
       }
-      if (!out.flush()) throw RunnerError("cannot write '" + opts.dump_outputs + "'");
-    }
-    if (std::rename(tmp.c_str(), opts.dump_outputs.c_str()) != 0) {
-      throw RunnerError("cannot write '" + opts.dump_outputs + "'");
-    }
+    });
   }
   if (opts.verify) {
     if (!bundled) {

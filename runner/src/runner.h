@@ -55,9 +55,6 @@ void init_runtime(bool verbose);
 
 RunResult run_benchmark(const RunOptions& opts);
 
-// Whether this build can write ETDumps (linked with ExecuTorch's etdump library).
-bool etdump_supported();
-
 // Artifact facts the report needs even when loading fails.
 struct FileFacts {
   std::string sha256;
