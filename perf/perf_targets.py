@@ -251,13 +251,19 @@ def _verdict(row: dict[str, Any]) -> str:
     return "PASS" if row["pass"] else "FAIL"
 
 
-def int8_ratios(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def int8_ratios(reports: list[dict[str, Any]],
+                in_turn: dict[tuple[str, int], dict[str, float]] | None = None) -> list[dict[str, Any]]:
     """int8/fp32 p50 of every (CPU kind, device, model, input, backend, runner, threads) measured in both.
 
     Pairs an fp32 report with an int8 (``q8``/``int8``) one of the same model, input
     shape, backend, runner and thread count on the same device; a newer report of a
     pair replaces an older one. Rows are sorted by CPU kind, so a table reads as one
     block per kind, each with its target (:data:`INT8_TARGETS`).
+
+    ``in_turn`` (a live run's :func:`measure_pair` results by (model, threads)) replaces
+    the ``python`` rows' latencies by the ones timed in turn, the runner reading
+    ``python, in turn``: the per-target table reads that ratio, and the two tables of
+    one run must not give one pair two verdicts.
     """
     from dotcom_mobile.report.latency import headline_ms
     from dotcom_mobile.report.render import device_label
@@ -278,6 +284,9 @@ def int8_ratios(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         kind, device, model, shape, backend, runner, threads = key
         fp32, int8 = headline_ms(sides["fp32"]), headline_ms(sides["int8"])
+        pair = (in_turn or {}).get((model, threads)) if runner == "python" else None
+        if pair is not None:
+            fp32, int8, runner = pair["fp32_ms"], pair["q8_ms"], "python, in turn"
         target = INT8_TARGETS.get(kind)
         ratio = int8 / fp32
         rows.append({"cpu_kind": kind, "device": device, "model": model, "input_shape": list(shape), "backend": backend,
@@ -364,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {e}", file=sys.stderr)
         return 1
     text = format_tables(all_results, pairs) + "\n" + format_kind_table(
-        int8_ratios([r for res in all_results.values() for r in res.values()]))
+        int8_ratios([r for res in all_results.values() for r in res.values()], pairs))
     print(text)
     summary = {f"{m}/t{t}": {"cpu_kind": next((r["device"].get("cpu_kind") for r in res.values()), None),
                              "p50_ms": {k: r["results"]["p50_ms"] for k, r in res.items()},

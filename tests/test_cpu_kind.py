@@ -218,6 +218,29 @@ def test_int8_ratios_are_grouped_per_kind_with_its_target():
     assert "| 20.00 | 22.00 | 1.10 | FAIL |" in table
 
 
+def test_a_live_runs_kind_table_reads_the_in_turn_ratio():
+    # The per-target table of a run reads the ratio timed in turn; the per-kind table of
+    # the same run must agree with it, not show the apart runs' ratio beside it.
+    from dotcom_mobile.perf.perf_targets import format_kind_table, int8_ratios
+
+    fleet = _fleet()
+    onnx = [_report("dotcom_tiny_onnxruntime_fp32.onnx", 20.0, device=fleet[2]["device"], runner="onnxruntime"),
+            _report("dotcom_tiny_onnxruntime_q8.onnx", 30.0, device=fleet[2]["device"], runner="onnxruntime")]
+    for r in onnx:
+        r["artifact"]["model"] = "dotcom_tiny"
+    pairs = {("dotcom_tiny", 2): {"fp32_ms": 25.0, "q8_ms": 19.0, "ratio": 0.76, "rounds": 10}}
+    rows = int8_ratios(fleet + onnx, pairs)
+    python = [r for r in rows if r["runner"].startswith("python")]
+    assert {r["runner"] for r in python} == {"python, in turn"}
+    epyc = next(r for r in python if r["cpu_kind"] == "x86-avx2")
+    assert (epyc["fp32_ms"], epyc["int8_ms"], epyc["pass"]) == (25.0, 19.0, True)
+    assert epyc["ratio"] == pytest.approx(0.76)
+    ort = next(r for r in rows if r["runner"] == "onnxruntime")
+    assert ort["ratio"] == pytest.approx(1.5)  # other runners keep their own ratio
+    assert "| python, in turn | 2 | 25.00 | 19.00 | 0.76 | PASS |" in format_kind_table(rows)
+    assert {r["runner"] for r in int8_ratios(fleet)} == {"python"}  # without pairs: the reports' ratio
+
+
 def test_perf_targets_reads_reports_per_kind(tmp_path, capsys):
     from dotcom_mobile.perf.perf_targets import main
 
