@@ -198,7 +198,7 @@ def _start_fp32_export(model: str, checkpoint: Path | None, input_size: int, out
     import sys
 
     cmd = [sys.executable, "-m", "dotcom_mobile.cli", "export", "--model", model, "--target", "xnnpack",
-           "--input-size", str(input_size), "--out", str(out_dir), "--quiet"]
+           "--input-size", str(input_size), "--out", str(out_dir), "--no-progress"]
     if checkpoint is not None:
         cmd += ["--checkpoint", str(checkpoint)]
     log = open(out_dir / "export_fp32.log", "w")

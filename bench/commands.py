@@ -55,10 +55,11 @@ Examples:
               help="Run the Python, eager and ONNX Runtime benchmarks inside this process instead of one fresh "
                    "process each: saves an interpreter start (~2-4 s) per run, but peak memory then includes "
                    "whatever this process held before (memory_scope in_process).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
+@click.option("--quiet", is_flag=True, hidden=True)  # the old spelling of --no-progress
 def bench(artifacts: tuple[Path, ...], runner: str, threads: str, warmup: int, iters: int, repeats: int,
           baselines: tuple[str, ...], checkpoint: Path | None, input_kind: str, cooldown: float, out_dir: Path,
-          in_process: bool, quiet: bool) -> None:
+          in_process: bool, progress: bool, quiet: bool) -> None:
     from dotcom_mobile.model.errors import DotcomError
     from dotcom_mobile.report.render import text_table
 
@@ -67,7 +68,7 @@ def bench(artifacts: tuple[Path, ...], runner: str, threads: str, warmup: int, i
     protocol = Protocol(warmup, iters, repeats, input_kind, cooldown, isolate=not in_process)
     jobs = plan(artifacts, runner=runner, threads=parse_threads(threads), protocol=protocol,
                 baselines=baselines, checkpoint=checkpoint, cache_dir=out_dir)
-    outcome = execute(jobs, out_dir, protocol=protocol, progress=not quiet)
+    outcome = execute(jobs, out_dir, protocol=protocol, progress=progress and not quiet)
     click.echo(text_table(outcome.reports))
     click.echo(f"\n{len(outcome.paths)} report(s) in {out_dir}/")
     if outcome.errors:

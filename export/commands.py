@@ -34,9 +34,10 @@ TARGET_NAMES = ("xnnpack", "coreml", "vulkan", "mlpackage", "qnn", "all")
               help="Also write <stem>.etrecord for per-operator profiling with the ExecuTorch Inspector.")
 @click.option("--out", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Output folder (created if missing).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
+@click.option("--quiet", is_flag=True, hidden=True)  # the old spelling of --no-progress
 def export(model_name, checkpoint, quantized, target, task, input_size, fp16, compute_unit, bundled, etrecord,
-           out_dir, quiet) -> None:
+           out_dir, progress, quiet) -> None:
     """Lower a DoTCoM model to an ExecuTorch .pte (or a Core ML .mlpackage) with a manifest.
 
     Writes <model>_<backend>_<quant>.pte (quant: fp32, fp16, q8) and <same stem>.json beside it:
@@ -58,7 +59,7 @@ def export(model_name, checkpoint, quantized, target, task, input_size, fp16, co
     results = export_model(
         model_name, checkpoint=checkpoint, quantized=quantized, target=target, task=task, input_size=input_size,
         fp16=fp16, out_dir=out_dir, bundled=bundled, etrecord=etrecord, compute_unit=compute_unit,
-        progress=not quiet)
+        progress=progress and not quiet)
     click.echo(summary_table(results))
 
 

@@ -41,7 +41,7 @@ from dotcom_mobile.cli import main
 KINDS = ("empty", "random", "truncated", "wrong_kind", "missing", "directory", "unreadable")
 PTE = "dotcom_tiny_xnnpack_fp32.pte"
 MANIFEST = "dotcom_tiny_xnnpack_fp32.json"
-BENCH_FAST = ["--threads", "1", "--warmup", "0", "--iters", "1", "--repeats", "1", "--quiet"]
+BENCH_FAST = ["--threads", "1", "--warmup", "0", "--iters", "1", "--repeats", "1", "--no-progress"]
 CLASSES = ["circle", "square", "star", "triangle"]
 
 
@@ -132,9 +132,9 @@ TARGETS = [
            lambda f, d, v: ["inspect", "activations", "--checkpoint", str(f), "--images", str(v["shapes"]),
                             "--out", _out(d, "act.png")]),
     Target("export --quantized", "dotcom_tiny_xnnpack_q8.pt2", "pt2", "pte",
-           lambda f, d, v: ["export", "--quantized", str(f), "--out", _out(d), "--quiet"]),
+           lambda f, d, v: ["export", "--quantized", str(f), "--out", _out(d), "--no-progress"]),
     Target("export --checkpoint", "weights.pth", "ckpt", "pt2",
-           lambda f, d, v: ["export", "--checkpoint", str(f), "--out", _out(d), "--quiet"]),
+           lambda f, d, v: ["export", "--checkpoint", str(f), "--out", _out(d), "--no-progress"]),
     Target("report", "dotcom_tiny_xnnpack_fp32__python__t1.json", "report", "manifest",
            lambda f, d, v: ["report", str(f), "--out", _out(d, "report.md")]),
     Target("android push", PTE, "pte", "pt2", lambda f, d, v: ["android", "push", str(f)], beside=("manifest",)),

@@ -87,7 +87,7 @@ def test_bench_command_writes_reports_and_table(pte, tmp_path, capsys, trained_t
     parent_rss = current_rss_bytes()
     out = tmp_path / "reports"
     code = cli_main(["bench", str(pte), "--threads", "1,2", "--warmup", "1", "--iters", "3", "--repeats", "1",
-                     "--baseline", "eager", "--checkpoint", str(trained_tiny), "--out", str(out), "--quiet"])
+                     "--baseline", "eager", "--checkpoint", str(trained_tiny), "--out", str(out), "--no-progress"])
     assert code == 0
     names = sorted(p.name for p in out.glob("*.json"))
     assert names == ["dotcom_tiny_eager_fp32__eager__t1.json", "dotcom_tiny_eager_fp32__eager__t2.json",
@@ -119,7 +119,7 @@ def test_corrupt_pte_gets_one_clear_line(pte, tmp_path, capsys, damage):
     # either, and the report folder is never made.
     out = tmp_path / "reports"
     code = cli_main(["bench", str(pte), str(bad), "--threads", "1", "--iters", "1", "--warmup", "0", "--repeats", "1",
-                     "--out", str(out), "--quiet"])
+                     "--out", str(out), "--quiet"])  # --no-progress's old spelling, still taken
     captured = capsys.readouterr()
     assert code == 1 and captured.err == f"Error: {e.value}\n" and not out.exists()
 

@@ -43,3 +43,24 @@ def test_every_help_answers_without_torch():
     heavy = [name for name, rc, torch, usage in rows if torch == "True"]
     assert not heavy, f"--help imported torch, first at: {heavy[0]}"
     assert all(rc == "0" and usage == "True" for _, rc, _, usage in rows), proc.stdout
+
+
+def test_the_progress_switch_has_one_spelling_on_every_command():
+    """``--no-progress`` silences the bars of every command that draws them (``--quiet`` was
+    export's and bench's word for it; it still works there, but only one spelling is shown)."""
+    import click
+
+    from dotcom_mobile.cli import cli
+
+    with_bars, shown_quiet = set(), []
+    for name in COMMANDS:
+        cmd = cli.get_command(click.Context(cli), name)
+        for sub_name, sub in [(name, cmd), *((f"{name} {k}", v) for k, v in getattr(cmd, "commands", {}).items())]:
+            for p in sub.params:
+                if p.name == "progress":
+                    assert p.opts == ["--progress"] and p.secondary_opts == ["--no-progress"], (sub_name, p.opts)
+                    with_bars.add(sub_name)
+                if "--quiet" in p.opts and not getattr(p, "hidden", False):
+                    shown_quiet.append(sub_name)
+    assert {"train", "eval", "quantize", "export", "bench", "info"} <= with_bars, with_bars
+    assert not shown_quiet, shown_quiet

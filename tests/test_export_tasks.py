@@ -39,7 +39,7 @@ def dense(request, tmp_path_factory):
     ckpt = work / f"dotcom_tiny_{task}.pth"
     save_checkpoint(ckpt, model)
     result = CliRunner().invoke(cli, ["export", "--checkpoint", str(ckpt), "--task", task, "--target", "xnnpack",
-                                      "--input-size", str(SIZE), "--out", str(work / "out"), "--etrecord", "--quiet"])
+                                      "--input-size", str(SIZE), "--out", str(work / "out"), "--etrecord", "--no-progress"])
     assert result.exit_code == 0, result.output
     return task, ckpt, work / "out", result.stdout
 
