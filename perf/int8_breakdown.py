@@ -9,11 +9,19 @@ runtime on one XNNPACK thread, in alternating blocks, timed in *thread CPU time*
 that the ratio survives a busy machine. The probes isolate one suspect each:
 
 * ``pw_silu`` / ``pw_relu`` / ``pw_none``: a 1x1 expansion conv (16 -> 96 channels,
-  the first MV2 of Tiny at 128x128) followed by BN and SiLU, ReLU or nothing. In
-  ExecuTorch 1.5 the XNNPACK delegate has only an fp32 sigmoid and the quantizer does
-  not annotate SiLU, so an int8 conv followed by SiLU becomes int8 conv -> convert
-  to fp32 -> sigmoid -> multiply -> convert to int8, all on the widest tensor of the
-  block. ReLU is fused into the int8 conv's output clamp.
+  the first MV2 of Tiny at 128x128) followed by BN and SiLU, ReLU or nothing. Stock
+  ExecuTorch 1.5 leaves SiLU in fp32 (int8 conv -> convert -> sigmoid -> multiply ->
+  convert, on the widest tensor of the block); the project's quantizer and partitioner
+  keep it int8 (``quantize/backends.py``, ``export/targets.py``). ReLU is fused into
+  the int8 conv's output clamp.
+* ``pw_k16`` ... ``pw_k256``: a bare 1x1 conv from K = 16 ... 256 channels to 96 on a
+  (size/4)^2 map. XNNPACK runs it as a fully connected GEMM with reduction depth K; on
+  x86 without VNNI its int8 GEMM widens int8 to int16 and multiplies with
+  ``vpmaddwd``, no more multiply-adds per cycle than fp32 FMA, so int8 wins only what
+  it saves in memory traffic and loses the requantization of every output: the ratio
+  falls with K (AVX2 Zen 3, two runs: 1.2-2.1 for K <= 64, 0.9-1.0 at 128, 0.84-0.87 at 256). DoTCoM-Tiny's
+  convs and linears mostly have K <= 96; Large's are wider, which is why Large meets
+  the AVX2 target and Tiny does not.
 * ``dw_silu``: the depthwise 3x3 that follows (96 channels, 128x128): depthwise int8
   kernels gain little over fp32 even without the converts.
 * ``stem_stage1``: stem + stages 0-1 of Tiny (the high-resolution part, 2/3 of its MACs).
@@ -37,7 +45,9 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-PROBES = ("pw_none", "pw_relu", "pw_silu", "dw_silu", "stem_stage1", "tiny", "tiny_relu")
+GEMM_DEPTHS = (16, 32, 64, 128, 256)
+PROBES = ("pw_none", "pw_relu", "pw_silu", *(f"pw_k{k}" for k in GEMM_DEPTHS), "dw_silu", "stem_stage1", "tiny",
+          "tiny_relu")
 
 
 def _conv_bn(cin: int, cout: int, k: int, groups: int = 1, act: type[nn.Module] | None = None) -> nn.Sequential:
@@ -63,6 +73,9 @@ def build_probe(name: str, size: int) -> tuple[nn.Module, tuple[int, ...]]:
     from dotcom_mobile.model.deploy import to_deploy
 
     half = size // 2
+    if name.startswith("pw_k"):
+        k = int(name[4:])
+        return nn.Sequential(nn.Conv2d(k, 96, 1)).eval(), (1, k, size // 4, size // 4)
     if name.startswith("pw_"):
         act = {"pw_none": None, "pw_relu": nn.ReLU, "pw_silu": nn.SiLU}[name]
         return _conv_bn(16, 96, 1, act=act), (1, 16, half, half)
