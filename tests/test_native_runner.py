@@ -291,6 +291,16 @@ def test_etdump_that_cannot_be_written_is_one_line(toy: dict, tmp_path: Path) ->
     assert "\n" not in msg and "cannot write ETDump" in msg and str(toy["xnnpack"]) in msg
 
 
+def test_report_that_cannot_be_written_is_one_line(runner_bin: Path, toy: dict, tmp_path: Path) -> None:
+    """The run succeeds but --out names a folder that is not there: exit 1, one line, no temporary."""
+    out = tmp_path / "no_such_dir" / "r.json"
+    proc = _run_binary(runner_bin, "--model", toy["xnnpack"], "--iters", "1", "--warmup", "0", "--repeats", "1",
+                       "--out", out)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 1 and lines == [f"dotcom_runner: error: cannot write report '{out}'"], proc.stderr
+    assert not (tmp_path / "no_such_dir").exists()
+
+
 # ---- DoTCoM-Tiny -----------------------------------------------------------------
 
 

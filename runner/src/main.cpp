@@ -292,16 +292,6 @@ Json make_report(const Cli& cli, const dotcom::FileFacts& facts, const dotcom::R
   return report;
 }
 
-// Writes via a temporary file and rename, so a reader never sees half a report.
-bool write_text(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f || !f.write(text.data(), static_cast<std::streamsize>(text.size())) || !f.flush()) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
 // ---- crash safety net ----------------------------------------------------
 
 // Rendered before loading: the handler may only call async-signal-safe functions.
@@ -382,9 +372,14 @@ int main(int argc, char** argv) {
 
   if (cli.out.empty()) {
     std::fputs(report.dump().c_str(), stdout);
-  } else if (!write_text(cli.out, report.dump())) {
-    std::fprintf(stderr, "dotcom_runner: error: cannot write report '%s'\n", cli.out.c_str());
-    return 1;
+  } else {
+    const std::string text = report.dump();
+    try {
+      dotcom::write_file_atomically(cli.out, "report ", text.data(), text.size());
+    } catch (const dotcom::RunnerError& e) {
+      std::fprintf(stderr, "dotcom_runner: error: %s\n", e.what());
+      return 1;
+    }
   }
   if (!ok) return 1;
   if (result.outputs_verified && !*result.outputs_verified) return 4;

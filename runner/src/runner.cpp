@@ -230,13 +230,17 @@ void write_etdump(::executorch::etdump::ETDumpGen& gen, const std::string& path)
   // Allocated by the flatcc builder (ETDumpGen without a buffer): freed on every path.
   std::unique_ptr<void, decltype(&std::free)> owned(dump.buf, &std::free);
   if (dump.buf == nullptr || dump.size == 0) throw RunnerError("the profiler recorded nothing for '" + path + "'");
-  write_atomically(path, "ETDump ", [&](std::ofstream& out) {
-    out.write(static_cast<const char*>(dump.buf), static_cast<std::streamsize>(dump.size));
-  });
+  write_file_atomically(path, "ETDump ", dump.buf, dump.size);
 }
 #endif
 
 }  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& what, const void* data, size_t size) {
+  write_atomically(path, what, [&](std::ofstream& out) {
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+  });
+}
 
 RunResult run_benchmark(const RunOptions& opts) {
   RunResult result;

@@ -4,6 +4,7 @@
 // steady clock.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -61,5 +62,10 @@ struct FileFacts {
   int64_t size_bytes = -1;
 };
 FileFacts file_facts(const std::string& path);
+
+// Writes `size` bytes to `path` through `<path>.tmp` and a rename, so a reader never sees
+// half a file (reports, output dumps, ETDumps). A failure removes the temporary and throws
+// RunnerError("cannot write <what>'<path>'"); `what` is "" or ends in a space.
+void write_file_atomically(const std::string& path, const std::string& what, const void* data, size_t size);
 
 }  // namespace dotcom
