@@ -21,7 +21,12 @@ innermost module in ``nn_module_stack``, a ConvNormAct's children folded into it
 (``quantize/numerics.py::layer_of``, the names ``--keep-fp32-modules`` matches).
 
 Times are the median over ``--runs`` executions of each event (after ``--warmup``)
-in ETDump's own clock; on a shared machine read the ratios, not the milliseconds.
+in ETDump's own clock. In the Python runtime both programs are loaded at once and
+called one after the other, run by run (as ``perf.interleave`` times whole models), so
+a slow spell of a shared host lands on fp32 and int8 alike: profiled one after the
+other, Small's whole-model int8/fp32 read 0.66 in one run where the two timed in turn
+read 0.88. The native runner profiles one program per process, one after the other.
+On a shared machine read the ratios, not the milliseconds.
 
 Usage::
 
@@ -298,28 +303,33 @@ def run_etdump(pte: Path, shape: tuple[int, ...], *, threads: int, warmup: int, 
         run_native(pte, threads=threads, warmup=warmup, iters=runs, repeats=1, out_json=workdir / f"{pte.stem}.json",
                    etdump=etdp)
     elif runner == "python":
-        _python_etdump(pte, shape, threads=threads, runs=warmup + runs, etdp=etdp)
+        _python_etdumps([pte], shape, threads=threads, runs=warmup + runs, etdps=[etdp])
     else:
         raise DotcomError(f"unknown runner {runner!r} (python, native)")
     return read_etdump(etdp, warmup, pte)
 
 
-def _python_etdump(pte: Path, shape: tuple[int, ...], *, threads: int, runs: int, etdp: Path) -> None:
+def _python_etdumps(ptes: Sequence[Path], shape: tuple[int, ...], *, threads: int, runs: int,
+                    etdps: Sequence[Path]) -> None:
+    """Profile ``ptes`` in one process, one call of each in turn per run; ETDump ``i`` to ``etdps[i]``."""
     import torch
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
     from executorch.runtime import Runtime, Verification
 
     from dotcom_mobile.export.pte import check_program
 
-    check_program(pte, runs_here=True)
+    for pte in ptes:
+        check_program(pte, runs_here=True)
     _unsafe_reset_threadpool(threads)
-    program = Runtime.get().load_program(str(pte), verification=Verification.Minimal, enable_etdump=True,
-                                         debug_buffer_size=0)
-    method = program.load_method("forward")
+    programs = [Runtime.get().load_program(str(pte), verification=Verification.Minimal, enable_etdump=True,
+                                           debug_buffer_size=0) for pte in ptes]
+    methods = [program.load_method("forward") for program in programs]
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     for _ in range(runs):
-        method.execute([x])
-    program.write_etdump_result_to_file(str(etdp), str(etdp.with_suffix(".debug")))
+        for method in methods:
+            method.execute([x])
+    for program, etdp in zip(programs, etdps):
+        program.write_etdump_result_to_file(str(etdp), str(etdp.with_suffix(".debug")))
 
 
 def read_etdump(etdp: Path, warmup: int, pte: Path) -> tuple[list[tuple[str, float]], float | None]:
@@ -348,33 +358,63 @@ def read_etdump(etdp: Path, warmup: int, pte: Path) -> tuple[list[tuple[str, flo
     return events, execute_ms
 
 
-def profile(pte: str | Path, etrecord: str | Path | None = None, *, threads: int = 1, warmup: int = 3,
-            runs: int = 10, runner: str = "python") -> Profile:
-    """Per-layer times of one program, its ETDump events charged to layers of its ETRecord's graph."""
-    from dotcom_mobile.quantize.numerics import layer_of
+@dataclass
+class _Graph:
+    """What the ETRecord of one program says: its op nodes in graph order and its input shape."""
 
+    pte: Path
+    etrecord: Path
+    nodes: list[Any]
+    shape: tuple[int, ...]
+
+
+def _graph(pte: str | Path, etrecord: str | Path | None) -> _Graph:
     pte = Path(pte)
     if not pte.is_file():
         raise DotcomError(f"{pte}: no such file")
     rec = _etrecord_for(pte, Path(etrecord) if etrecord else None)
     nodes = [n for n in _graph_nodes(rec) if NODE_CLASS.get(op_name(n.target), op_name(n.target)) is not None]
-    shape = _input_shape(pte, _placeholder_shape(rec))
-    with tempfile.TemporaryDirectory(prefix="dotcom-etdump-") as tmp:
-        events, execute_ms = run_etdump(pte, shape, threads=threads, warmup=warmup, runs=runs, workdir=Path(tmp),
-                                        runner=runner)
-    node_classes = [NODE_CLASS.get(op_name(n.target)) or op_name(n.target) for n in nodes]
+    return _Graph(pte, rec, nodes, _input_shape(pte, _placeholder_shape(rec)))
+
+
+def _charge(g: _Graph, events: list[tuple[str, float]], execute_ms: float | None) -> Profile:
+    """Per-layer times of one program: its events charged to the layers of its graph's nodes."""
+    from dotcom_mobile.quantize.numerics import layer_of
+
+    node_classes = [NODE_CLASS.get(op_name(n.target)) or op_name(n.target) for n in g.nodes]
     event_classes = [event_class(name) for name, _ in events]
     owners = align(node_classes, event_classes)
     matched = sum(m.size for m in difflib.SequenceMatcher(None, node_classes, event_classes,
                                                          autojunk=False).get_matching_blocks())
-    layers: dict[str, float] = {layer_of(n): 0.0 for n in nodes}
+    layers: dict[str, float] = {layer_of(n): 0.0 for n in g.nodes}
     ops: dict[str, int] = {}
     for (name, ms), owner in zip(events, owners):
-        layer = layer_of(nodes[owner])
+        layer = layer_of(g.nodes[owner])
         layers[layer] += ms
         ops[layer] = ops.get(layer, 0) + 1
     layers = {k: v for k, v in layers.items() if k in ops}
-    return Profile(pte, rec, layers, ops, len(events), matched, execute_ms, operator_totals(events))
+    return Profile(g.pte, g.etrecord, layers, ops, len(events), matched, execute_ms, operator_totals(events))
+
+
+def profile_pair(fp32: str | Path, int8: str | Path, fp32_etrecord: str | Path | None = None,
+                 int8_etrecord: str | Path | None = None, *, threads: int = 1, warmup: int = 3, runs: int = 10,
+                 runner: str = "python") -> tuple[Profile, Profile]:
+    """Per-layer times of an fp32 and an int8 program of one model (in turn in the Python runtime)."""
+    graphs = [_graph(fp32, fp32_etrecord), _graph(int8, int8_etrecord)]
+    if graphs[0].shape != graphs[1].shape:
+        raise DotcomError(f"{graphs[0].pte} takes {list(graphs[0].shape)} but {graphs[1].pte} takes "
+                          f"{list(graphs[1].shape)}: compare two programs of the same model and input size")
+    with tempfile.TemporaryDirectory(prefix="dotcom-etdump-") as tmp:
+        if runner == "python":
+            etdps = [Path(tmp) / f"{i}_{g.pte.stem}.etdp" for i, g in enumerate(graphs)]
+            _python_etdumps([g.pte for g in graphs], graphs[0].shape, threads=threads, runs=warmup + runs,
+                            etdps=etdps)
+            dumps = [read_etdump(etdp, warmup, g.pte) for etdp, g in zip(etdps, graphs)]
+        else:
+            dumps = [run_etdump(g.pte, g.shape, threads=threads, warmup=warmup, runs=runs, workdir=Path(tmp),
+                                runner=runner) for g in graphs]
+    f, q = (_charge(g, events, execute_ms) for g, (events, execute_ms) in zip(graphs, dumps))
+    return f, q
 
 
 def operator_totals(events: Sequence[tuple[str, float]]) -> dict[str, tuple[int, float]]:
@@ -440,8 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.threads < 1 or a.runs < 1 or a.warmup < 0:
             raise DotcomError("--threads and --runs must be 1 or more, --warmup 0 or more")
-        fp32 = profile(a.fp32, a.fp32_etrecord, threads=a.threads, warmup=a.warmup, runs=a.runs, runner=a.runner)
-        int8 = profile(a.int8, a.int8_etrecord, threads=a.threads, warmup=a.warmup, runs=a.runs, runner=a.runner)
+        fp32, int8 = profile_pair(a.fp32, a.int8, a.fp32_etrecord, a.int8_etrecord, threads=a.threads,
+                                  warmup=a.warmup, runs=a.runs, runner=a.runner)
         rows = compare(fp32, int8)
         slow = slow_layers(rows, a.margin, a.min_delta_ms)
         print(format_table(rows, slow, fp32, int8))

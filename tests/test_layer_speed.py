@@ -151,6 +151,32 @@ def test_native_runner_profiles_the_same_operators_as_python(programs, tmp_path)
                       runner="ios")
 
 
+def test_two_programs_profiled_in_turn_each_write_their_own_etdump(programs, tmp_path):
+    """The Python runtime holds both programs at once and calls them in turn; the dumps do not mix."""
+    etdps = [tmp_path / "fp32.etdp", tmp_path / "int8.etdp"]
+    ls._python_etdumps([programs["fp32"], programs["int8"]], (1, 3, SIZE, SIZE), threads=1, runs=3, etdps=etdps)
+    (f, f_ms), (q, q_ms) = (ls.read_etdump(e, 1, p) for e, p in zip(etdps, (programs["fp32"], programs["int8"])))
+    assert f_ms > 0 and q_ms > 0
+    assert not any("QS8" in n or "QC8" in n for n, _ in f) and any("QS8" in n or "QC8" in n for n, _ in q)
+    alone, _ = ls.run_etdump(programs["int8"], (1, 3, SIZE, SIZE), threads=1, warmup=1, runs=2, workdir=tmp_path)
+    assert [n for n, _ in q] == [n for n, _ in alone]
+
+
+def test_programs_of_different_input_sizes_are_one_line(programs, tmp_path, capsys):
+    """Copies of the int8 program whose manifest says 96x96: not the same model and size as the fp32 one."""
+    stem = programs["int8"].stem
+    for suffix in (".pte", ".etrecord", ".json"):
+        src = programs["int8"].with_suffix(suffix)
+        (tmp_path / src.name).write_bytes(src.read_bytes())
+    manifest = json.loads((tmp_path / f"{stem}.json").read_text())
+    manifest["input"]["shape"] = [1, 3, 96, 96]
+    (tmp_path / f"{stem}.json").write_text(json.dumps(manifest))
+    assert ls.main([str(programs["fp32"]), str(tmp_path / f"{stem}.pte")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"Error: {programs['fp32']} takes [1, 3, {SIZE}, {SIZE}] but {tmp_path / stem}.pte takes "
+                   "[1, 3, 96, 96]: compare two programs of the same model and input size")
+
+
 @pytest.mark.slow
 def test_missing_etrecord_is_one_line(toy, capsys):
     assert ls.main([str(toy["xnnpack"]), str(toy["xnnpack"])]) == 1
