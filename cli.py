@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as e:  # `bench`, `report` with nothing to work on: their help
+        e.show()
+        return e.exit_code
     except click.UsageError as e:  # one line too, with where to look instead of the usage block
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
         click.echo(f"Error: {one_line(e.format_message())}{hint}", err=True)

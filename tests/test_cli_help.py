@@ -64,3 +64,14 @@ def test_the_progress_switch_has_one_spelling_on_every_command():
                     shown_quiet.append(sub_name)
     assert {"train", "eval", "quantize", "export", "bench", "info"} <= with_bars, with_bars
     assert not shown_quiet, shown_quiet
+
+
+def test_a_command_called_with_nothing_to_work_on_shows_its_help(capsys):
+    """``bench`` and ``report`` with no files print their help as help, not as one escaped error line."""
+    from dotcom_mobile.cli import main
+
+    for name in ("bench", "report"):
+        assert main([name]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"Usage: dotcom-mobile {name} [OPTIONS]") and "\\n" not in err, err[:200]
+        assert "\nOptions:\n" in err and "Examples:" in err
