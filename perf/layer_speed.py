@@ -249,15 +249,19 @@ def _etrecord_for(pte: Path, etrecord: Path | None) -> Path:
     return path
 
 
-def _graph_nodes(etrecord: Path) -> list[Any]:
+def _edge_program(etrecord: Path) -> Any:
     from executorch.devtools.etrecord import parse_etrecord
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rec = parse_etrecord(str(etrecord))
-    ep = rec.edge_dialect_program
+        ep = parse_etrecord(str(etrecord)).edge_dialect_program
     if ep is None:
         raise DotcomError(f"{etrecord}: the ETRecord has no edge program")
+    return ep
+
+
+def _graph_nodes(etrecord: Path, ep: Any = None) -> list[Any]:
+    ep = ep if ep is not None else _edge_program(etrecord)
     return [n for n in ep.graph_module.graph.nodes if n.op == "call_function"]
 
 
@@ -273,12 +277,7 @@ def _input_shape(pte: Path, nodes_ep_shape: tuple[int, ...] | None) -> tuple[int
     raise DotcomError(f"{pte}: input shape unknown (no manifest beside it)")
 
 
-def _placeholder_shape(etrecord: Path) -> tuple[int, ...] | None:
-    from executorch.devtools.etrecord import parse_etrecord
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ep = parse_etrecord(str(etrecord)).edge_dialect_program
+def _placeholder_shape(ep: Any) -> tuple[int, ...] | None:
     specs = [s for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
     names = {s.arg.name for s in specs}
     for n in ep.graph_module.graph.nodes:
@@ -373,8 +372,9 @@ def _graph(pte: str | Path, etrecord: str | Path | None) -> _Graph:
     if not pte.is_file():
         raise DotcomError(f"{pte}: no such file")
     rec = _etrecord_for(pte, Path(etrecord) if etrecord else None)
-    nodes = [n for n in _graph_nodes(rec) if NODE_CLASS.get(op_name(n.target), op_name(n.target)) is not None]
-    return _Graph(pte, rec, nodes, _input_shape(pte, _placeholder_shape(rec)))
+    ep = _edge_program(rec)  # parsed once: an ETRecord of Base takes seconds
+    nodes = [n for n in _graph_nodes(rec, ep) if NODE_CLASS.get(op_name(n.target), op_name(n.target)) is not None]
+    return _Graph(pte, rec, nodes, _input_shape(pte, _placeholder_shape(ep)))
 
 
 def _charge(g: _Graph, events: list[tuple[str, float]], execute_ms: float | None) -> Profile:
@@ -413,8 +413,7 @@ def profile_pair(fp32: str | Path, int8: str | Path, fp32_etrecord: str | Path |
         else:
             dumps = [run_etdump(g.pte, g.shape, threads=threads, warmup=warmup, runs=runs, workdir=Path(tmp),
                                 runner=runner) for g in graphs]
-    f, q = (_charge(g, events, execute_ms) for g, (events, execute_ms) in zip(graphs, dumps))
-    return f, q
+    return _charge(graphs[0], *dumps[0]), _charge(graphs[1], *dumps[1])
 
 
 def operator_totals(events: Sequence[tuple[str, float]]) -> dict[str, tuple[int, float]]:
