@@ -19,9 +19,9 @@ that the ratio survives a busy machine. The probes isolate one suspect each:
   x86 without VNNI its int8 GEMM widens int8 to int16 and multiplies with
   ``vpmaddwd``, no more multiply-adds per cycle than fp32 FMA, so int8 wins only what
   it saves in memory traffic and loses the requantization of every output: the ratio
-  falls with K (AVX2 Zen 3, two runs: 1.2-2.1 for K <= 64, 0.9-1.0 at 128, 0.84-0.87 at 256). DoTCoM-Tiny's
-  convs and linears mostly have K <= 96; Large's are wider, which is why Large meets
-  the AVX2 target and Tiny does not.
+  falls with K (AVX2 Zen 3, two runs: 1.2-2.1 for K <= 64, 0.9-1.0 at 128, 0.84-0.87
+  at 256). DoTCoM-Tiny's convs and linears mostly have K <= 96; Large's are wider,
+  which is why Large meets the AVX2 target and Tiny does not.
 * ``dw_silu``: the depthwise 3x3 that follows (96 channels, 128x128): depthwise int8
   kernels gain little over fp32 even without the converts.
 * ``stem_stage1``: stem + stages 0-1 of Tiny (the high-resolution part, 2/3 of its MACs).

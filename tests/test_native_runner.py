@@ -292,7 +292,7 @@ def test_etdump_that_cannot_be_written_is_one_line(toy: dict, tmp_path: Path) ->
 
 
 def test_report_that_cannot_be_written_is_one_line(runner_bin: Path, toy: dict, tmp_path: Path) -> None:
-    """The run succeeds but --out names a folder that is not there: exit 1, one line, no temporary."""
+    """The run succeeds but --out names a folder that is not there: exit 1, one line, nothing created."""
     out = tmp_path / "no_such_dir" / "r.json"
     proc = _run_binary(runner_bin, "--model", toy["xnnpack"], "--iters", "1", "--warmup", "0", "--repeats", "1",
                        "--out", out)
