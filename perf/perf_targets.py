@@ -252,7 +252,7 @@ def _verdict(row: dict[str, Any]) -> str:
 
 
 def int8_ratios(reports: list[dict[str, Any]],
-                in_turn: dict[tuple[str, int], dict[str, float]] | None = None) -> list[dict[str, Any]]:
+                in_turn: dict[tuple[str, str, int], dict[str, float]] | None = None) -> list[dict[str, Any]]:
     """int8/fp32 p50 of every (CPU kind, device, model, input, backend, runner, threads) measured in both.
 
     Pairs an fp32 report with an int8 (``q8``/``int8``) one of the same model, input
@@ -260,10 +260,11 @@ def int8_ratios(reports: list[dict[str, Any]],
     pair replaces an older one. Rows are sorted by CPU kind, so a table reads as one
     block per kind, each with its target (:data:`INT8_TARGETS`).
 
-    ``in_turn`` (a live run's :func:`measure_pair` results by (model, threads)) replaces
-    the ``python`` rows' latencies by the ones timed in turn, the runner reading
-    ``python, in turn``: the per-target table reads that ratio, and the two tables of
-    one run must not give one pair two verdicts.
+    ``in_turn`` (a live run's :func:`measure_pair` results by (device label, model,
+    threads)) replaces the ``python`` rows' latencies of that device by the ones timed
+    in turn, the runner reading ``python, in turn``: the per-target table reads that
+    ratio, and the two tables of one run must not give one pair two verdicts. Keyed by
+    device because the pair was timed on one host; other devices' rows keep their own.
     """
     from dotcom_mobile.report.latency import headline_ms
     from dotcom_mobile.report.render import device_label
@@ -284,7 +285,7 @@ def int8_ratios(reports: list[dict[str, Any]],
             continue
         kind, device, model, shape, backend, runner, threads = key
         fp32, int8 = headline_ms(sides["fp32"]), headline_ms(sides["int8"])
-        pair = (in_turn or {}).get((model, threads)) if runner == "python" else None
+        pair = (in_turn or {}).get((device, model, threads)) if runner == "python" else None
         if pair is not None:
             fp32, int8, runner = pair["fp32_ms"], pair["q8_ms"], "python, in turn"
         target = INT8_TARGETS.get(kind)
@@ -353,6 +354,7 @@ def parse_args(argv: list[str] | None) -> Args:
 
 def main(argv: list[str] | None = None) -> int:
     from dotcom_mobile.report.latency import write_bytes_atomic, write_json_atomic
+    from dotcom_mobile.report.render import device_label
 
     try:
         a = parse_args(argv)
@@ -372,8 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     except DotcomError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
-    text = format_tables(all_results, pairs) + "\n" + format_kind_table(
-        int8_ratios([r for res in all_results.values() for r in res.values()], pairs))
+    text = format_tables(all_results, pairs) + "\n" + format_kind_table(int8_ratios(
+        [r for res in all_results.values() for r in res.values()],
+        {(device_label(r), m, t): pair for (m, t), pair in pairs.items()
+         for r in list(all_results[(m, t)].values())[:1]}))
     print(text)
     summary = {f"{m}/t{t}": {"cpu_kind": next((r["device"].get("cpu_kind") for r in res.values()), None),
                              "p50_ms": {k: r["results"]["p50_ms"] for k, r in res.items()},

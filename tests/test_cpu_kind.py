@@ -222,16 +222,21 @@ def test_a_live_runs_kind_table_reads_the_in_turn_ratio():
     # The per-target table of a run reads the ratio timed in turn; the per-kind table of
     # the same run must agree with it, not show the apart runs' ratio beside it.
     from dotcom_mobile.perf.perf_targets import format_kind_table, int8_ratios
+    from dotcom_mobile.report.render import device_label
 
     fleet = _fleet()
     onnx = [_report("dotcom_tiny_onnxruntime_fp32.onnx", 20.0, device=fleet[2]["device"], runner="onnxruntime"),
             _report("dotcom_tiny_onnxruntime_q8.onnx", 30.0, device=fleet[2]["device"], runner="onnxruntime")]
     for r in onnx:
         r["artifact"]["model"] = "dotcom_tiny"
-    pairs = {("dotcom_tiny", 2): {"fp32_ms": 25.0, "q8_ms": 19.0, "ratio": 0.76, "rounds": 10}}
+    epyc_label = device_label(fleet[2])
+    pairs = {(epyc_label, "dotcom_tiny", 2): {"fp32_ms": 25.0, "q8_ms": 19.0, "ratio": 0.76, "rounds": 10}}
     rows = int8_ratios(fleet + onnx, pairs)
     python = [r for r in rows if r["runner"].startswith("python")]
-    assert {r["runner"] for r in python} == {"python, in turn"}
+    # The pair was timed on the EPYC: only its row reads it; the other devices keep their own.
+    assert {(r["cpu_kind"], r["runner"]) for r in python} == {
+        ("x86-avx2", "python, in turn"), ("x86-amx", "python"), ("arm64-dotprod", "python")}
+    assert next(r for r in python if r["cpu_kind"] == "x86-amx")["ratio"] == pytest.approx(0.45)
     epyc = next(r for r in python if r["cpu_kind"] == "x86-avx2")
     assert (epyc["fp32_ms"], epyc["int8_ms"], epyc["pass"]) == (25.0, 19.0, True)
     assert epyc["ratio"] == pytest.approx(0.76)
