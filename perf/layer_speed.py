@@ -105,8 +105,12 @@ EVENT_CLASS: dict[str, str] = {
     "Reciprocal Square Root": "rsqrt", "Square Root": "sqrt", "Softmax": "softmax", "Mean": "mean",
     "Global Average Pooling": "mean", "Concatenate": "concat", "Copy": "copy", "Clamp": "clamp",
     "Max Pooling": "maxpool", "Average Pooling": "avgpool", "GELU": "gelu", "HardSwish": "hardswish",
-    "TanH": "tanh", "Negate": "neg", "Resize Bilinear": "resize",
+    "TanH": "tanh", "Negate": "neg", "Resize Bilinear": "resize", "Lookup Table": "lut",
 }
+#: XNNPACK runs every quantized unary op (sigmoid, tanh, hardswish; ``x * sigmoid(x)`` is fused
+#: into one) as a 256-entry table lookup, an operator its name table lacks: the event reads
+#: "Invalid Unary Op". Renamed so the operator table says what ran (int8 SiLU: perf/README).
+EVENT_RENAMES: dict[str, str] = {"Invalid Unary Op": "Lookup Table (NC, 8-bit unary)"}
 
 
 @dataclass
@@ -132,6 +136,13 @@ def op_name(target: Any) -> str:
     name = getattr(target, "__name__", None) or str(target)
     parts = name.split(".")
     return parts[-2] if len(parts) >= 2 else name
+
+
+def event_name(raw: str) -> str:
+    """An ETDump event's XNNPACK operator name, ``#N`` kept, with :data:`EVENT_RENAMES` applied."""
+    m = re.match(r"^(.*?)(\s*#\d+)?$", raw)
+    base, num = m.group(1), m.group(2) or ""
+    return EVENT_RENAMES.get(base, base) + num
 
 
 def event_class(name: str) -> str:
@@ -350,7 +361,7 @@ def read_etdump(etdp: Path, warmup: int, pte: Path) -> tuple[list[tuple[str, flo
             if e.name == "Method::execute":
                 execute_ms = statistics.median(timed)
             elif e.is_delegated_op:
-                events.append((e.name, statistics.median(timed)))
+                events.append((event_name(e.name), statistics.median(timed)))
     if not events:
         raise DotcomError(f"{pte}: the ETDump has no delegate events (not an XNNPACK program, or a runtime "
                           "built without delegate profiling)")

@@ -32,6 +32,12 @@ def test_event_class_and_op_name():
     assert ls.event_class("Static Reshape (NC) #2") == "reshape"
     assert ls.event_class("Batch Matrix Multiply (NC, F32) #1") == "bmm"
 
+    # XNNPACK's name for its 8-bit table lookup (every int8 unary op) is replaced by what it is.
+    assert ls.event_name("Invalid Unary Op #7") == "Lookup Table (NC, 8-bit unary) #7"
+    assert ls.event_name("Invalid Unary Op") == "Lookup Table (NC, 8-bit unary)"
+    assert ls.event_name("Sigmoid (NC) #2") == "Sigmoid (NC) #2"
+    assert ls.event_class(ls.event_name("Invalid Unary Op #7")) == "lut"
+
     class Op:
         __name__ = "aten.convolution.default"
 
@@ -132,6 +138,8 @@ def test_per_layer_table_on_real_programs(programs, tmp_path, capsys):
     ops_at = lines.index(next(ln for ln in lines if ln.startswith("XNNPACK operator")))
     kinds = {ln.split("  ")[0] for ln in lines[ops_at + 2:] if ln.strip()}
     assert "Softmax (NC, F32)" in kinds  # the attention's softmax: fp32 in both programs
+    assert "Lookup Table (NC, 8-bit unary)" in kinds  # int8 SiLU, x * sigmoid(x) in one operator
+    assert not any(k.startswith("Invalid") for k in kinds)
     assert any("QS8" in k or "QC8" in k for k in kinds) and any("F32" in k for k in kinds)
 
 
