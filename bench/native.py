@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from dotcom_mobile.model import DotcomError
 
@@ -273,47 +273,84 @@ def run_native(
     that do not match with ``verify``, raise :class:`DotcomError` with the runner's
     one-line message; the error report is left in ``out_json`` for the table.
     """
-    pte, out_json = Path(pte), Path(out_json)
-    if not pte.exists():
-        raise DotcomError(f"artifact not found: {pte}")
-    binary = build_runner()
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [str(binary), "--model", str(pte), "--threads", str(threads), "--warmup", str(warmup),
-           "--iters", str(iters), "--repeats", str(repeats), "--out", str(out_json), "--seed", str(seed)]
-    if verify:
-        cmd.append("--verify")
+    extra = ["--verify"] if verify else []
     if dump_outputs is not None:
-        cmd += ["--dump-outputs", str(dump_outputs)]
-    if etdump is not None:
-        cmd += ["--etdump", str(etdump)]
+        extra += ["--dump-outputs", str(dump_outputs)]
     if input_file is not None:
-        cmd += ["--input-file", str(input_file)]
+        extra += ["--input-file", str(input_file)]
     elif input is not None:
-        cmd += ["--input", input]
+        extra += ["--input", input]
+    return run_native_in_turn([pte], threads=threads, warmup=warmup, iters=iters, repeats=repeats,
+                              out_jsons=[out_json], etdumps=None if etdump is None else [etdump], seed=seed,
+                              timeout=timeout, extra=extra)[0]
+
+
+def run_native_in_turn(
+    ptes: Sequence[str | os.PathLike[str]],
+    *,
+    threads: int,
+    warmup: int,
+    iters: int,
+    repeats: int,
+    out_jsons: Sequence[str | os.PathLike[str]],
+    etdumps: Sequence[str | os.PathLike[str]] | None = None,
+    seed: int = 0,
+    timeout: float | None = None,
+    extra: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Times several programs in one native runner process, in turn; one report each.
+
+    Every warm-up and timed call runs each program once, in order, so a slow spell of a
+    shared host lands on all of them and their ratio holds (the native twin of
+    :mod:`dotcom_mobile.bench.in_turn`). Report ``i`` goes to ``out_jsons[i]`` (and the
+    ETDump of program ``i`` to ``etdumps[i]``); each names the others in
+    ``protocol.in_turn_with``. A failure raises the runner's one line, which names the
+    program that failed; every report is then an error report.
+    """
+    ptes, out_jsons = [Path(p) for p in ptes], [Path(o) for o in out_jsons]
+    if not ptes or len(out_jsons) != len(ptes) or (etdumps is not None and len(etdumps) != len(ptes)):
+        raise ValueError("run_native_in_turn: one out_json (and etdump, if any) per program")
+    for pte in ptes:
+        if not pte.exists():
+            raise DotcomError(f"artifact not found: {pte}")
+    binary = build_runner()
+    cmd = [str(binary), "--threads", str(threads), "--warmup", str(warmup), "--iters", str(iters),
+           "--repeats", str(repeats), "--seed", str(seed), *extra]
+    for i, (pte, out_json) in enumerate(zip(ptes, out_jsons)):
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        cmd += ["--model", str(pte), "--out", str(out_json)]
+        if etdumps is not None:
+            cmd += ["--etdump", str(etdumps[i])]
+    names = ", ".join(p.name for p in ptes)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise DotcomError(f"native runner timed out after {timeout:.0f} s on {pte.name}") from None
-    report: dict[str, Any] | None = None
-    if out_json.exists():
-        try:
-            report = json.loads(out_json.read_text())
-        except json.JSONDecodeError:
-            report = None
-    if report is not None:
-        report = _enrich(report, pte)
-        _write_json(out_json, report)
+        raise DotcomError(f"native runner timed out after {timeout:.0f} s on {names}") from None
+    reports: list[dict[str, Any] | None] = []
+    for pte, out_json in zip(ptes, out_jsons):
+        report = None
+        if out_json.exists():
+            try:
+                report = json.loads(out_json.read_text())
+            except json.JSONDecodeError:
+                report = None
+        if report is not None:
+            report = _enrich(report, pte)
+            _write_json(out_json, report)
+        reports.append(report)
     if proc.returncode < 0:  # killed by a signal its own handler did not catch (SIGKILL, SIGABRT in a backend)
         from dotcom_mobile.export.pte import crash_line
 
-        raise DotcomError(crash_line(pte, proc.returncode, runtime="the native ExecuTorch runner"))
+        raise DotcomError(crash_line(ptes[0] if len(ptes) == 1 else names, proc.returncode,
+                                     runtime="the native ExecuTorch runner"))
     if proc.returncode != 0:
         line = _error_line(proc.stderr, proc.returncode)
-        raise DotcomError(line if str(pte) in line else f"{pte}: {line}")
-    if report is None:
-        raise DotcomError(f"native runner wrote no report for {pte.name}")
-    validate(report)
-    return report
+        raise DotcomError(line if any(str(p) in line for p in ptes) else f"{ptes[0]}: {line}")
+    for pte, report in zip(ptes, reports):
+        if report is None:
+            raise DotcomError(f"native runner wrote no report for {pte.name}")
+        validate(report)
+    return reports  # type: ignore[return-value]
 
 
 def compare_with_python(

@@ -21,12 +21,12 @@ innermost module in ``nn_module_stack``, a ConvNormAct's children folded into it
 (``quantize/numerics.py::layer_of``, the names ``--keep-fp32-modules`` matches).
 
 Times are the median over ``--runs`` executions of each event (after ``--warmup``)
-in ETDump's own clock. In the Python runtime both programs are loaded at once and
-called one after the other, run by run (as ``perf.interleave`` times whole models), so
-a slow spell of a shared host lands on fp32 and int8 alike: profiled one after the
-other, Small's whole-model int8/fp32 read 0.66 in one run where the two timed in turn
-read 0.88. The native runner profiles one program per process, one after the other.
-On a shared machine read the ratios, not the milliseconds.
+in ETDump's own clock. Both programs are loaded in one process (the Python runtime, or
+the native runner with two ``--model``) and called one after the other, run by run (as
+``perf.interleave`` times whole models), so a slow spell of a shared host lands on fp32
+and int8 alike: profiled one after the other, Small's whole-model int8/fp32 read 0.66 in
+one run where the two timed in turn read 0.88. On a shared machine read the ratios, not
+the milliseconds.
 
 Usage::
 
@@ -305,18 +305,24 @@ def run_etdump(pte: Path, shape: tuple[int, ...], *, threads: int, warmup: int, 
     of ``runner/`` with ``--etdump``, the issue's "ETDump on the native runner"): the same
     XNNPACK kernels and profiler, without the bindings around each call.
     """
-    etdp = workdir / f"{pte.stem}.etdp"
+    return _etdumps([pte], shape, threads=threads, warmup=warmup, runs=runs, workdir=workdir, runner=runner)[0]
+
+
+def _etdumps(ptes: Sequence[Path], shape: tuple[int, ...], *, threads: int, warmup: int, runs: int, workdir: Path,
+             runner: str) -> list[tuple[list[tuple[str, float]], float | None]]:
+    """:func:`run_etdump` of several programs profiled in turn in one process (either runner)."""
+    etdps = [workdir / f"{i}_{pte.stem}.etdp" for i, pte in enumerate(ptes)]
     if runner == "native":
-        from dotcom_mobile.bench.native import run_native
+        from dotcom_mobile.bench.native import run_native_in_turn
 
         warmup = max(warmup, 1)  # the native runner's first run is its first warm-up run
-        run_native(pte, threads=threads, warmup=warmup, iters=runs, repeats=1, out_json=workdir / f"{pte.stem}.json",
-                   etdump=etdp)
+        run_native_in_turn(ptes, threads=threads, warmup=warmup, iters=runs, repeats=1, etdumps=etdps,
+                           out_jsons=[workdir / f"{i}_{pte.stem}.json" for i, pte in enumerate(ptes)])
     elif runner == "python":
-        _python_etdumps([pte], shape, threads=threads, runs=warmup + runs, etdps=[etdp])
+        _python_etdumps(ptes, shape, threads=threads, runs=warmup + runs, etdps=etdps)
     else:
         raise DotcomError(f"unknown runner {runner!r} (python, native)")
-    return read_etdump(etdp, warmup, pte)
+    return [read_etdump(etdp, warmup, pte) for etdp, pte in zip(etdps, ptes)]
 
 
 def _python_etdumps(ptes: Sequence[Path], shape: tuple[int, ...], *, threads: int, runs: int,
@@ -410,20 +416,14 @@ def _charge(g: _Graph, events: list[tuple[str, float]], execute_ms: float | None
 def profile_pair(fp32: str | Path, int8: str | Path, fp32_etrecord: str | Path | None = None,
                  int8_etrecord: str | Path | None = None, *, threads: int = 1, warmup: int = 3, runs: int = 10,
                  runner: str = "python") -> tuple[Profile, Profile]:
-    """Per-layer times of an fp32 and an int8 program of one model (in turn in the Python runtime)."""
+    """Per-layer times of an fp32 and an int8 program of one model, profiled in turn in one process."""
     graphs = [_graph(fp32, fp32_etrecord), _graph(int8, int8_etrecord)]
     if graphs[0].shape != graphs[1].shape:
         raise DotcomError(f"{graphs[0].pte} takes {list(graphs[0].shape)} but {graphs[1].pte} takes "
                           f"{list(graphs[1].shape)}: compare two programs of the same model and input size")
     with tempfile.TemporaryDirectory(prefix="dotcom-etdump-") as tmp:
-        if runner == "python":
-            etdps = [Path(tmp) / f"{i}_{g.pte.stem}.etdp" for i, g in enumerate(graphs)]
-            _python_etdumps([g.pte for g in graphs], graphs[0].shape, threads=threads, runs=warmup + runs,
-                            etdps=etdps)
-            dumps = [read_etdump(etdp, warmup, g.pte) for etdp, g in zip(etdps, graphs)]
-        else:
-            dumps = [run_etdump(g.pte, g.shape, threads=threads, warmup=warmup, runs=runs, workdir=Path(tmp),
-                                runner=runner) for g in graphs]
+        dumps = _etdumps([g.pte for g in graphs], graphs[0].shape, threads=threads, warmup=warmup, runs=runs,
+                         workdir=Path(tmp), runner=runner)
     return _charge(graphs[0], *dumps[0]), _charge(graphs[1], *dumps[1])
 
 

@@ -154,6 +154,11 @@ def test_native_runner_profiles_the_same_operators_as_python(programs, tmp_path)
         assert execute_ms is not None and execute_ms > 0 and all(ms >= 0 for _, ms in events)
         seqs[runner] = [name for name, _ in events]
     assert seqs["native"] == seqs["python"] and any("QS8" in n or "QC8" in n for n in seqs["native"])
+    # The pair, profiled in turn in one native runner process (two --model): each keeps its own events.
+    f, q = ls.profile_pair(programs["fp32"], programs["int8"], threads=1, warmup=1, runs=2, runner="native")
+    assert [k for k in q.operators] == list(ls.operator_totals(
+        [(n, 0.0) for n in seqs["native"]]))  # the int8 program's operator kinds, in order of first use
+    assert not any("QS8" in k or "QC8" in k for k in f.operators) and 0 < f.matched_events <= f.events
     with pytest.raises(DotcomError, match="unknown runner 'ios'"):
         ls.run_etdump(programs["int8"], (1, 3, SIZE, SIZE), threads=1, warmup=0, runs=1, workdir=tmp_path,
                       runner="ios")

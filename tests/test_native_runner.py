@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from dotcom_mobile.bench.native import build_runner, run_native
+from dotcom_mobile.bench.native import build_runner, run_native, run_native_in_turn
 from dotcom_mobile.model import DotcomError
 from dotcom_mobile.report import stats
 from programs import bundled_cases, off_by_one
@@ -299,6 +299,55 @@ def test_report_that_cannot_be_written_is_one_line(runner_bin: Path, toy: dict, 
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 1 and lines == [f"dotcom_runner: error: cannot write report '{out}'"], proc.stderr
     assert not (tmp_path / "no_such_dir").exists()
+
+
+def test_programs_timed_in_turn_get_a_report_each(toy: dict, tmp_path: Path) -> None:
+    """Several --model: one process, each program called once per round; a valid report and an ETDump each."""
+    import warnings
+
+    from executorch.devtools import Inspector
+
+    ptes = [toy["xnnpack"], toy["portable"]]
+    outs = [tmp_path / "x.json", tmp_path / "p.json"]
+    etdps = [tmp_path / "x.etdp", tmp_path / "p.etdp"]
+    reports = run_native_in_turn(ptes, threads=1, warmup=2, iters=3, repeats=2, out_jsons=outs, etdumps=etdps)
+    for pte, out, report, other in zip(ptes, outs, reports, reversed(ptes)):
+        assert json.loads(out.read_text()) == report
+        jsonschema.validate(report, SCHEMA)
+        assert report["status"] == "ok" and report["artifact"]["path"] == str(pte)
+        assert report["protocol"]["in_turn_with"] == [other.name]
+        assert len(report["results"]["latencies_ms"]) == 6 and report["results"]["memory_scope"] == "in_process"
+    assert reports[0]["artifact"]["backend"] == "xnnpack" and reports[1]["artifact"]["backend"] == "portable"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        delegated = [[e for b in Inspector(etdump_path=str(etdp)).event_blocks if b.name == "Execute"
+                      for e in b.events if e.is_delegated_op] for etdp in etdps]
+    assert delegated[0] and not delegated[1]  # each dump holds its own program's events
+    assert {len(e.perf_data.raw) for e in delegated[0]} == {2 + 6}
+    alone = run_native(toy["xnnpack"], threads=1, warmup=0, iters=1, repeats=1, out_json=tmp_path / "alone.json")
+    assert "in_turn_with" not in alone["protocol"] and alone["results"]["memory_scope"] == "process"
+
+
+def test_in_turn_failure_names_the_program_and_every_report_says_so(runner_bin: Path, toy: dict,
+                                                                    tmp_path: Path) -> None:
+    bad = tmp_path / "cut.pte"
+    bad.write_bytes(toy["xnnpack"].read_bytes()[:300])
+    outs = [tmp_path / "good.json", tmp_path / "bad.json"]
+    with pytest.raises(DotcomError) as exc:
+        run_native_in_turn([toy["xnnpack"], bad], threads=1, warmup=0, iters=1, repeats=1, out_jsons=outs)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith(f"{bad}: ") and "truncated or corrupt" in msg
+    for out in outs:
+        report = json.loads(out.read_text())
+        jsonschema.validate(report, SCHEMA)
+        assert report["status"] == "error" and report["error"] == msg
+    # Per-program options pair with the models in order: a count that does not match is a usage error.
+    proc = _run_binary(runner_bin, "--model", toy["xnnpack"], "--model", toy["portable"], "--out", outs[0])
+    assert proc.returncode == 2 and proc.stderr == (
+        "dotcom_runner: error: --out is given once for 2 models; give it once per --model, in the same order "
+        "(see --help)\n")
+    proc = _run_binary(runner_bin, "--model", toy["xnnpack"], "--model", toy["portable"])
+    assert proc.returncode == 2 and "give --out once per --model" in proc.stderr
 
 
 # ---- DoTCoM-Tiny -----------------------------------------------------------------

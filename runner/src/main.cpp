@@ -1,5 +1,5 @@
-// dotcom_runner: time one ExecuTorch program (.pte or .bpte) and write a
-// latency-report v1 JSON (report/schemas/latency-report.v1.schema.json).
+// dotcom_runner: time one ExecuTorch program (.pte or .bpte), or several in turn, and
+// write a latency-report v1 JSON per program (report/schemas/latency-report.v1.schema.json).
 //
 // Failures are one line on stderr and a non-zero exit; with --out an error
 // report (status "error") is written too, even when the runtime crashes on a
@@ -33,11 +33,20 @@ namespace {
 using dotcom::Json;
 
 constexpr const char* kUsage = R"(usage: dotcom_runner --model FILE.pte|FILE.bpte [options]
+       dotcom_runner --model A.pte --out A.json --model B.pte --out B.json [options]
        dotcom_runner --selftest-stats report/schemas/stats_vectors.json
 
 Times the `forward` method of an ExecuTorch program and writes a latency-report v1.
 
-  --model PATH          .pte or .bpte (BundledProgram) to run
+With --model given several times the programs are timed in turn: all are loaded,
+then every warm-up and timed call runs each program once, so a slow spell of the
+machine lands on all of them and their ratio holds. --out is then needed once per
+--model, and --etdump, --dump-outputs, --backend, --quantization and --model-name
+are given once per --model or not at all; they pair with the models in order. Each
+report's protocol.in_turn_with names the others; its peak memory is the process's,
+all programs loaded (memory_scope in_process).
+
+  --model PATH          .pte or .bpte (BundledProgram) to run (repeatable: in turn)
   --threads N           XNNPACK/runtime thread pool size (0: runtime default) [0]
   --warmup W            untimed runs, the first inference included [10]
   --iters I             timed runs per repeat [50]
@@ -65,11 +74,29 @@ Times the `forward` method of an ExecuTorch program and writes a latency-report 
   std::exit(2);
 }
 
+// Options that name one program's files or facts: given once per --model (or never).
+struct PerModel {
+  std::vector<std::string> models, outs, etdumps, dump_outputs, backends, quantizations, model_names;
+};
+
 struct Cli {
-  dotcom::RunOptions run;
-  std::string out;
-  std::string backend, quantization, model_name;
+  dotcom::RunOptions run;  // shared by every program (paths filled in per program)
+  PerModel per;
   std::string selftest_stats;
+
+  size_t count() const { return per.models.size(); }
+  static const std::string& nth(const std::vector<std::string>& v, size_t k) {
+    static const std::string none;
+    return k < v.size() ? v[k] : none;
+  }
+  dotcom::RunOptions options(size_t k) const {
+    dotcom::RunOptions o = run;
+    o.model_path = per.models[k];
+    o.etdump = nth(per.etdumps, k);
+    o.dump_outputs = nth(per.dump_outputs, k);
+    return o;
+  }
+  const std::string& out(size_t k) const { return nth(per.outs, k); }
 };
 
 int parse_int(const std::string& flag, const std::string& v, int min) {
@@ -111,7 +138,7 @@ Cli parse_args(int argc, char** argv) {
     } else if (a == "--version") {
       std::printf("dotcom_runner (ExecuTorch %s)\n", DOTCOM_EXECUTORCH_VERSION);
       std::exit(0);
-    } else if (a == "--model") cli.run.model_path = next();
+    } else if (a == "--model") cli.per.models.push_back(next());
     else if (a == "--method") cli.run.method = next();
     else if (a == "--threads") cli.run.threads = parse_int(a, next(), 0);
     else if (a == "--warmup") cli.run.warmup = parse_int(a, next(), 0);
@@ -129,17 +156,31 @@ Cli parse_args(int argc, char** argv) {
     else if (a == "--verify") cli.run.verify = true;
     else if (a == "--rtol") cli.run.rtol = parse_double(a, next());
     else if (a == "--atol") cli.run.atol = parse_double(a, next());
-    else if (a == "--dump-outputs") cli.run.dump_outputs = next();
-    else if (a == "--etdump") cli.run.etdump = next();
-    else if (a == "--out") cli.out = next();
-    else if (a == "--backend") cli.backend = next();
-    else if (a == "--quantization") cli.quantization = next();
-    else if (a == "--model-name") cli.model_name = next();
+    else if (a == "--dump-outputs") cli.per.dump_outputs.push_back(next());
+    else if (a == "--etdump") cli.per.etdumps.push_back(next());
+    else if (a == "--out") cli.per.outs.push_back(next());
+    else if (a == "--backend") cli.per.backends.push_back(next());
+    else if (a == "--quantization") cli.per.quantizations.push_back(next());
+    else if (a == "--model-name") cli.per.model_names.push_back(next());
     else if (a == "--verbose") cli.run.verbose = true;
     else if (a == "--selftest-stats") cli.selftest_stats = next();
     else usage_error("unknown option '" + a + "'");
   }
-  if (cli.selftest_stats.empty() && cli.run.model_path.empty()) usage_error("--model is required");
+  if (!cli.selftest_stats.empty()) return cli;
+  const size_t n = cli.count();
+  if (n == 0) usage_error("--model is required");
+  const std::pair<const char*, const std::vector<std::string>*> per[] = {
+      {"--out", &cli.per.outs},           {"--etdump", &cli.per.etdumps},
+      {"--dump-outputs", &cli.per.dump_outputs}, {"--backend", &cli.per.backends},
+      {"--quantization", &cli.per.quantizations}, {"--model-name", &cli.per.model_names}};
+  for (const auto& [flag, values] : per) {
+    if (values->size() > n || (!values->empty() && values->size() != n)) {
+      const size_t m = values->size();
+      usage_error(std::string(flag) + " is given " + (m == 1 ? "once" : std::to_string(m) + " times") + " for " +
+                  std::to_string(n) + " models; give it once per --model, in the same order");
+    }
+  }
+  if (n > 1 && cli.per.outs.size() != n) usage_error("with several --model, give --out once per --model (a report each)");
   return cli;
 }
 
@@ -212,14 +253,15 @@ std::string token_from_name(const std::string& name, const std::vector<std::stri
   return best;
 }
 
-Json make_report(const Cli& cli, const dotcom::FileFacts& facts, const dotcom::RunResult* r,
+Json make_report(const Cli& cli, size_t k, const dotcom::FileFacts& facts, const dotcom::RunResult* r,
                  const std::string& error) {
-  const std::string name = basename_of(cli.run.model_path);
-  std::string backend = cli.backend;
+  const std::string& path = cli.per.models[k];
+  const std::string name = basename_of(path);
+  std::string backend = Cli::nth(cli.per.backends, k);
   if (backend.empty()) backend = token_from_name(name, {"xnnpack", "coreml", "vulkan", "qnn", "portable", "mps"});
   if (backend.empty() && r) backend = r->backend_hint;
   if (backend.empty()) backend = "unknown";
-  std::string quant = cli.quantization;
+  std::string quant = Cli::nth(cli.per.quantizations, k);
   if (quant.empty()) quant = token_from_name(name, {"fp32", "fp16", "q8"});
   if (quant.empty()) quant = "unknown";
 
@@ -229,12 +271,13 @@ Json make_report(const Cli& cli, const dotcom::FileFacts& facts, const dotcom::R
 
   Json artifact = Json::object();
   artifact.set("name", name);
-  artifact.set("path", cli.run.model_path);
+  artifact.set("path", path);
   artifact.set("backend", backend);
   artifact.set("quantization", quant);
   artifact.set("sha256", facts.sha256.empty() ? Json() : Json(facts.sha256));
   artifact.set("size_bytes", facts.size_bytes >= 0 ? Json(static_cast<long long>(facts.size_bytes)) : Json());
-  artifact.set("model", cli.model_name.empty() ? Json() : Json(cli.model_name));
+  const std::string& model_name = Cli::nth(cli.per.model_names, k);
+  artifact.set("model", model_name.empty() ? Json() : Json(model_name));
   artifact.set("task", Json());
   artifact.set("input_shape", r && !r->input_shape.empty() ? Json::array_of(r->input_shape) : Json());
   artifact.set("params", Json());
@@ -259,6 +302,13 @@ Json make_report(const Cli& cli, const dotcom::FileFacts& facts, const dotcom::R
   protocol.set("input", kind);
   protocol.set("cooldown_s", Json());
   protocol.set("clock", "steady_clock");
+  if (cli.count() > 1) {
+    Json others = Json::array();
+    for (size_t j = 0; j < cli.count(); ++j) {
+      if (j != k) others.push(basename_of(cli.per.models[j]));
+    }
+    protocol.set("in_turn_with", others);
+  }
   report.set("protocol", protocol);
 
   if (r) {
@@ -276,7 +326,7 @@ Json make_report(const Cli& cli, const dotcom::FileFacts& facts, const dotcom::R
     results.set("max_ms", s.max_ms);
     results.set("stddev_ms", s.stddev_ms);
     results.set("peak_memory_bytes", r->peak_memory_bytes >= 0 ? Json(static_cast<long long>(r->peak_memory_bytes)) : Json());
-    results.set("memory_scope", "process");
+    results.set("memory_scope", cli.count() > 1 ? "in_process" : "process");
     if (r->memory_before_load_bytes >= 0)
       results.set("memory_before_load_bytes", Json(static_cast<long long>(r->memory_before_load_bytes)));
     results.set("outputs_verified", r->outputs_verified ? Json(*r->outputs_verified) : Json());
@@ -294,8 +344,12 @@ Json make_report(const Cli& cli, const dotcom::FileFacts& facts, const dotcom::R
 
 // ---- crash safety net ----------------------------------------------------
 
-// Rendered before loading: the handler may only call async-signal-safe functions.
-std::string g_crash_head, g_crash_tail, g_crash_out, g_crash_tmp;
+// One error report per --out, rendered before loading: the handler may only call
+// async-signal-safe functions, so it writes these bytes and the signal's name.
+struct CrashReport {
+  std::string head, tail, out, tmp;
+};
+std::vector<CrashReport> g_crash_reports;
 
 void write_all(int fd, const char* s, size_t n) {
   while (n > 0) {
@@ -316,30 +370,29 @@ extern "C" void on_fatal_signal(int sig) {
   write_str(2, ") while ");
   write_str(2, phase);
   write_str(2, " the program; the file is probably corrupt\n");
-  if (!g_crash_out.empty()) {
-    int fd = ::open(g_crash_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      write_all(fd, g_crash_head.data(), g_crash_head.size());
-      write_str(fd, name);
-      write_str(fd, ") while ");
-      write_str(fd, phase);
-      write_all(fd, g_crash_tail.data(), g_crash_tail.size());
-      ::close(fd);
-      ::rename(g_crash_tmp.c_str(), g_crash_out.c_str());
-    }
+  for (const CrashReport& c : g_crash_reports) {
+    int fd = ::open(c.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) continue;
+    write_all(fd, c.head.data(), c.head.size());
+    write_str(fd, name);
+    write_str(fd, ") while ");
+    write_str(fd, phase);
+    write_all(fd, c.tail.data(), c.tail.size());
+    ::close(fd);
+    ::rename(c.tmp.c_str(), c.out.c_str());
   }
   ::_exit(3);
 }
 
-void arm_crash_report(const Cli& cli, const dotcom::FileFacts& facts) {
-  if (!cli.out.empty()) {
-    const std::string marker = "@@CRASH@@";
-    std::string text = make_report(cli, facts, nullptr, marker).dump();
+void arm_crash_report(const Cli& cli, const std::vector<dotcom::FileFacts>& facts) {
+  const std::string marker = "@@CRASH@@";
+  for (size_t k = 0; k < cli.count(); ++k) {
+    if (cli.out(k).empty()) continue;
+    std::string text = make_report(cli, k, facts[k], nullptr, marker).dump();
     size_t at = text.find(marker);
-    g_crash_head = text.substr(0, at) + "the runtime crashed (";
-    g_crash_tail = " the program; the file is probably corrupt" + text.substr(at + marker.size());
-    g_crash_out = cli.out;
-    g_crash_tmp = cli.out + ".tmp";
+    g_crash_reports.push_back({text.substr(0, at) + "the runtime crashed (",
+                               " the program; the file is probably corrupt" + text.substr(at + marker.size()),
+                               cli.out(k), cli.out(k) + ".tmp"});
   }
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, on_fatal_signal);
 }
@@ -351,37 +404,48 @@ int main(int argc, char** argv) {
   if (!cli.selftest_stats.empty()) return selftest_stats(cli.selftest_stats);
 
   dotcom::init_runtime(cli.run.verbose);
-  dotcom::FileFacts facts = dotcom::file_facts(cli.run.model_path);
+  std::vector<dotcom::FileFacts> facts;
+  std::vector<dotcom::RunOptions> runs;
+  for (size_t k = 0; k < cli.count(); ++k) {
+    facts.push_back(dotcom::file_facts(cli.per.models[k]));
+    runs.push_back(cli.options(k));
+  }
   arm_crash_report(cli, facts);
 
   std::string error;
-  dotcom::RunResult result;
+  std::vector<dotcom::RunResult> results;
   bool ok = false;
   try {
-    result = dotcom::run_benchmark(cli.run);
+    results = dotcom::run_in_turn(runs);
     ok = true;
   } catch (const dotcom::RunnerError& e) {
     error = e.what();
   } catch (const std::exception& e) {
     error = std::string("unexpected failure: ") + e.what();
   }
-  // One line that names the file, then the reason (cannot-open already names it).
-  if (!ok && error.find(cli.run.model_path) == std::string::npos) error = cli.run.model_path + ": " + error;
-  Json report = make_report(cli, facts, ok ? &result : nullptr, error);
+  // One line that names the file, then the reason (the runner names the program that failed).
+  bool named = std::any_of(cli.per.models.begin(), cli.per.models.end(),
+                           [&](const std::string& m) { return error.find(m) != std::string::npos; });
+  if (!ok && !named) error = cli.per.models[0] + ": " + error;
   if (!ok) std::fprintf(stderr, "dotcom_runner: error: %s\n", error.c_str());
 
-  if (cli.out.empty()) {
-    std::fputs(report.dump().c_str(), stdout);
-  } else {
-    const std::string text = report.dump();
+  // Every program gets its report; when one fails, all of them carry the error (one process).
+  for (size_t k = 0; k < cli.count(); ++k) {
+    const std::string text = make_report(cli, k, facts[k], ok ? &results[k] : nullptr, error).dump();
+    if (cli.out(k).empty()) {
+      std::fputs(text.c_str(), stdout);
+      continue;
+    }
     try {
-      dotcom::write_file_atomically(cli.out, "report ", text.data(), text.size());
+      dotcom::write_file_atomically(cli.out(k), "report ", text.data(), text.size());
     } catch (const dotcom::RunnerError& e) {
       std::fprintf(stderr, "dotcom_runner: error: %s\n", e.what());
       return 1;
     }
   }
   if (!ok) return 1;
-  if (result.outputs_verified && !*result.outputs_verified) return 4;
+  for (const auto& r : results) {
+    if (r.outputs_verified && !*r.outputs_verified) return 4;
+  }
   return 0;
 }

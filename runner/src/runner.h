@@ -56,6 +56,14 @@ void init_runtime(bool verbose);
 
 RunResult run_benchmark(const RunOptions& opts);
 
+// Several programs timed in turn: all are loaded first, then every warm-up and timed
+// call runs each program once, in order, so a slow spell of a shared host lands on
+// all of them alike and the ratios between them hold (perf/README.md). The thread
+// pool size, warm-up, iteration and repeat counts are opts[0]'s; the rest of each
+// RunOptions (path, inputs, ETDump, output dump) is per program. peak_memory_bytes is
+// the process's, all programs included. A failure names its program's file.
+std::vector<RunResult> run_in_turn(const std::vector<RunOptions>& opts);
+
 // Artifact facts the report needs even when loading fails.
 struct FileFacts {
   std::string sha256;
