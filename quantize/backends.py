@@ -220,36 +220,41 @@ def xnnpack_quantizer(*, dynamic: bool = False, qat: bool = False, skip: SkipFn 
 
 
 def _cache_coreml_patterns() -> None:
-    """Trace each of the Core ML quantizer's pattern graphs once per process.
+    """Trace each of the Core ML quantizer's pattern graphs once per machine, not per call.
 
     ``CoreMLQuantizer.annotate`` builds every pattern it matches (conv/linear x batch norm
-    x 17 activations, binary ops x activations: 405 of them, 351 distinct) by tracing a
-    small module through ``torch.export``, on every call: about 50 s per ``prepare`` on
-    2 cores. A pattern is a function of its code, the functions it closes over and its
-    example inputs' shapes, so the traced graph is kept under that key and a copy handed
-    out (the matcher rewrites the pattern's output node in place). A second quantization
-    in the same process (``--keep-fp32 N`` runs PTQ twice; the tests run several) then
-    costs no tracing. Patterns with an unhashable closure are traced as before.
+    x 17 activations, binary ops x activations: 405 of them) by tracing a small module
+    through ``torch.export``, on every call: about 90 s per ``prepare`` on 2 cores. A
+    pattern is a function of its code, the functions it closes over and its example
+    inputs' shapes, so the traced graph is kept under that key, in this process and on
+    disk (:mod:`.pattern_cache`), and a copy handed out (the matcher rewrites the
+    pattern's output node in place). A second quantization in the same process
+    (``--keep-fp32 N`` runs PTQ twice; the tests run several) costs no tracing, and a
+    later process reads the graphs instead of tracing them. Patterns the cache cannot
+    name are traced as before.
     """
     import copy
 
     from executorch.backends.apple.coreml.quantizer import _coreml_quantizer_utils as utils
 
+    from dotcom_mobile.quantize import pattern_cache
+
     if getattr(utils._get_aten_graph_module, "_dotcom_cached", False):
         return
     trace = utils._get_aten_graph_module
-    cache: dict[tuple, Any] = {}
+    cache: dict[str, Any] = {}
 
     def cached(pattern, example_inputs, is_cuda=False):
-        forward = type(pattern).forward
         try:
-            key = (forward.__code__, tuple(c.cell_contents for c in forward.__closure__ or ()),
-                   tuple((tuple(t.shape), t.dtype) for t in example_inputs), is_cuda)
-            hash(key)
-        except (TypeError, ValueError, AttributeError):  # an unhashable closure, an empty cell, a non-tensor
+            key = pattern_cache.pattern_key(pattern, example_inputs, is_cuda)
+        except (pattern_cache.Uncacheable, AttributeError, ValueError):  # an empty cell, a non-tensor input
             return trace(pattern, example_inputs, is_cuda)
         if key not in cache:
-            cache[key] = trace(pattern, example_inputs, is_cuda)
+            gm = pattern_cache.load(key)
+            if gm is None:
+                gm = trace(pattern, example_inputs, is_cuda)
+                pattern_cache.store(key, gm)
+            cache[key] = gm
         return copy.deepcopy(cache[key])
 
     cached._dotcom_cached = True  # type: ignore[attr-defined]

@@ -45,6 +45,26 @@ def shapes_root(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------------- train tests
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pattern_cache_of_this_run(tmp_path_factory):
+    """The Core ML quantizer's pattern cache (quantize/pattern_cache.py) in this run's temp folder.
+
+    Tests do not write into the user's ~/.cache, and they start cold like a fresh machine;
+    under pytest-xdist the workers share one folder, so the patterns are traced once a run
+    (about 90 s on 2 cores) by whichever worker quantizes for Core ML first. Subprocesses
+    (the CLI tests) inherit the variable.
+    """
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "dotcom-mobile-cache"
+    old = os.environ.get("DOTCOM_MOBILE_CACHE")
+    os.environ["DOTCOM_MOBILE_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("DOTCOM_MOBILE_CACHE", None)
+    else:
+        os.environ["DOTCOM_MOBILE_CACHE"] = old
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread for a whole test module (``pytestmark = usefixtures("one_thread")``).
