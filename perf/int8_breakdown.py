@@ -175,4 +175,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                   f"{d32.get('partitions')}/{d8.get('partitions')} |", flush=True)
 
 if __name__ == "__main__":
+    from dotcom_mobile.export.noise import quiet_known_noise
+
+    quiet_known_noise()  # as the CLI does: import-time library chatter unless DOTCOM_VERBOSE=1
     main()

@@ -30,3 +30,18 @@ def test_gemm_depth_probe_runs_int8_close_to_fp32(k, tmp_path):
     # int8 with ranges calibrated on two N(0,1) inputs: coarse, but the same conv (~35-40 dB)
     sqnr = 10 * torch.log10(ref.pow(2).mean() / (y8 - ref).pow(2).mean())
     assert sqnr > 20, float(sqnr)
+
+
+@pytest.mark.slow
+def test_the_script_prints_its_table_without_the_libraries_import_chatter():
+    """``python -m dotcom_mobile.perf.<script>`` quiets torchao's import-time pytree warning as the CLI does."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "DOTCOM_VERBOSE"}
+    proc = subprocess.run([sys.executable, "-m", "dotcom_mobile.perf.int8_breakdown", "--probes", "pw_k16",
+                           "--size", "16", "--budget", "0.02"], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| pw_k16 |" in proc.stdout and "1/1 |" in proc.stdout
+    assert "KernelPreference" not in proc.stderr and "register_constant" not in proc.stderr, proc.stderr[-2000:]
