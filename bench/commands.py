@@ -25,6 +25,7 @@ Examples:
   dotcom-mobile bench out/*.pte --threads 1,2 --baseline eager --baseline onnxruntime
   dotcom-mobile bench out/dotcom_tiny_xnnpack_fp32.pte --runner native --iters 100
   dotcom-mobile bench out/dotcom_tiny_xnnpack_q8.pt2 --threads 2
+  dotcom-mobile bench fp32/dotcom_tiny_xnnpack_fp32.pte q8/dotcom_tiny_xnnpack_q8.pte --in-turn
 """
 
 
@@ -55,11 +56,15 @@ Examples:
               help="Run the Python, eager and ONNX Runtime benchmarks inside this process instead of one fresh "
                    "process each: saves an interpreter start (~2-4 s) per run, but peak memory then includes "
                    "whatever this process held before (memory_scope in_process).")
+@click.option("--in-turn", is_flag=True,
+              help="Time the .pte artifacts together: all loaded in one process, each called once per step, so a "
+                   "busy spell of the machine lands on all of them and their ratio (int8/fp32) holds. Reports are "
+                   "<stem>__<runner>-in-turn__t<threads>.json and name the others (protocol.in_turn_with).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
 @click.option("--quiet", is_flag=True, hidden=True)  # the old spelling of --no-progress
 def bench(artifacts: tuple[Path, ...], runner: str, threads: str, warmup: int, iters: int, repeats: int,
           baselines: tuple[str, ...], checkpoint: Path | None, input_kind: str, cooldown: float, out_dir: Path,
-          in_process: bool, progress: bool, quiet: bool) -> None:
+          in_process: bool, in_turn: bool, progress: bool, quiet: bool) -> None:
     from dotcom_mobile.model.errors import DotcomError
     from dotcom_mobile.report.render import text_table
 
@@ -67,7 +72,7 @@ def bench(artifacts: tuple[Path, ...], runner: str, threads: str, warmup: int, i
 
     protocol = Protocol(warmup, iters, repeats, input_kind, cooldown, isolate=not in_process)
     jobs = plan(artifacts, runner=runner, threads=parse_threads(threads), protocol=protocol,
-                baselines=baselines, checkpoint=checkpoint, cache_dir=out_dir)
+                baselines=baselines, checkpoint=checkpoint, cache_dir=out_dir, in_turn=in_turn)
     outcome = execute(jobs, out_dir, protocol=protocol, progress=progress and not quiet)
     click.echo(text_table(outcome.reports))
     click.echo(f"\n{len(outcome.paths)} report(s) in {out_dir}/")

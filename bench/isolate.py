@@ -32,7 +32,7 @@ from typing import Any
 from dotcom_mobile.model.errors import DotcomError
 
 # Runner functions a child may call (``dotcom_mobile.bench.runners.<name>``).
-ALLOWED = ("run_python", "run_eager", "run_onnxruntime")
+ALLOWED = ("run_python", "run_python_in_turn", "run_eager", "run_onnxruntime")
 _SPEC = "__model_spec__"
 
 
@@ -46,6 +46,10 @@ def _encode(value: Any) -> Any:
     return value
 
 
+def _encode_all(value: Any) -> Any:
+    return [_encode(v) for v in value] if isinstance(value, (list, tuple)) and not isinstance(value, str) else _encode(value)
+
+
 def _decode(value: Any) -> Any:
     from .runners import ModelSpec
 
@@ -56,15 +60,17 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def run_isolated(func: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """``runners.<func>(*args, **kwargs)`` in a fresh interpreter; returns its report.
+def run_isolated(func: str, *args: Any, **kwargs: Any) -> Any:
+    """``runners.<func>(*args, **kwargs)`` in a fresh interpreter; returns its report (or reports).
 
     The report's memory fields come from the child, so they describe a process that
-    did nothing but this benchmark (``results.memory_scope == "process"``).
+    did nothing but this benchmark (``results.memory_scope == "process"``); programs
+    timed in turn share theirs (``in_process``: each peak holds all of them).
     """
     if func not in ALLOWED:
         raise ValueError(f"{func!r} cannot run isolated (one of {', '.join(ALLOWED)})")
-    request = {"func": func, "args": [_encode(a) for a in args], "kwargs": {k: _encode(v) for k, v in kwargs.items()}}
+    request = {"func": func, "args": [_encode_all(a) for a in args],
+               "kwargs": {k: _encode_all(v) for k, v in kwargs.items()}}
     with tempfile.TemporaryDirectory(prefix="dotcom-bench-") as tmp:
         req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
         req.write_text(json.dumps(request))
@@ -89,6 +95,8 @@ def _crash_subject(func: str, args: tuple[Any, ...]) -> tuple[str, str]:
     first = args[0] if args else None
     if func == "run_python":
         return str(first), "the ExecuTorch runtime"
+    if func == "run_python_in_turn":
+        return ", ".join(str(p) for p in first or ()), "the ExecuTorch runtime"
     name = (first.pt2 or f"{first.model} {func.removeprefix('run_')} baseline") if first is not None else func
     return str(name), "PyTorch" if func == "run_eager" else "ONNX Runtime"
 
@@ -106,16 +114,19 @@ def _child(request_path: str, result_path: str) -> int:
     args = [_decode(a) for a in request["args"]]
     kwargs = {k: _decode(v) for k, v in request["kwargs"].items()}
     try:
-        report = getattr(runners, func)(*args, **kwargs)
+        result = getattr(runners, func)(*args, **kwargs)
     except DotcomError as e:
         answer: dict[str, Any] = {"error": str(e)}
     else:
-        res = report.get("results")
-        if res is not None:
-            res["memory_scope"] = "process"
         from dotcom_mobile.report.latency import validate_report
 
-        answer = {"report": validate_report(report, source=f"isolated {func} report")}
+        reports = result if isinstance(result, list) else [result]
+        for report in reports:
+            res = report.get("results")
+            if res is not None and len(reports) == 1:
+                res["memory_scope"] = "process"
+        checked = [validate_report(r, source=f"isolated {func} report") for r in reports]
+        answer = {"report": checked if isinstance(result, list) else checked[0]}
     tmp = Path(result_path).with_suffix(".tmp")
     tmp.write_text(json.dumps(answer))
     os.replace(tmp, result_path)

@@ -47,20 +47,33 @@ class Timing:
 
 def _time_calls(call: Callable[[], Any], warmup: int, iters: int, repeats: int, cooldown_s: float = 0.0) -> tuple[float, list[float]]:
     """Run the warm-up and timed protocol; returns (first call ms, samples)."""
-    t0 = time.perf_counter_ns()
-    call()
-    first_ms = (time.perf_counter_ns() - t0) / 1e6
-    for _ in range(max(0, warmup - 1)):
+    return _time_calls_in_turn([call], warmup, iters, repeats, cooldown_s)[0]
+
+
+def _time_calls_in_turn(calls: Sequence[Callable[[], Any]], warmup: int, iters: int, repeats: int,
+                        cooldown_s: float = 0.0) -> list[tuple[float, list[float]]]:
+    """The protocol for several programs at once: every step calls each of them once, in order.
+
+    A slow spell of the machine then lands on all of them alike, so their ratios hold
+    (``bench --in-turn``). Returns (first call ms, samples) per call.
+    """
+    def timed(call: Callable[[], Any]) -> float:
+        t0 = time.perf_counter_ns()
         call()
-    samples: list[float] = []
+        return (time.perf_counter_ns() - t0) / 1e6
+
+    first = [timed(call) for call in calls]
+    for _ in range(max(0, warmup - 1)):
+        for call in calls:
+            call()
+    samples: list[list[float]] = [[] for _ in calls]
     for r in range(repeats):
         if r and cooldown_s:
             time.sleep(cooldown_s)
         for _ in range(iters):
-            t0 = time.perf_counter_ns()
-            call()
-            samples.append((time.perf_counter_ns() - t0) / 1e6)
-    return first_ms, samples
+            for call, out in zip(calls, samples):
+                out.append(timed(call))
+    return list(zip(first, samples))
 
 
 def _check_protocol(threads: int, warmup: int, iters: int, repeats: int) -> None:
@@ -101,50 +114,79 @@ def run_python(
     file raises :class:`DotcomError` with one line naming the file and the loader's
     reason.
     """
+    return run_python_in_turn([pte_path], threads, warmup, iters, repeats, input_kind=input_kind,
+                              cooldown_s=cooldown_s, manifests=[manifest])[0]
+
+
+def run_python_in_turn(
+    pte_paths: Sequence[str | Path],
+    threads: int = 0,
+    warmup: int = 10,
+    iters: int = 50,
+    repeats: int = 3,
+    *,
+    input_kind: str = "random",
+    cooldown_s: float = 0.0,
+    manifests: Sequence[dict[str, Any] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`run_python` of several ``.pte`` loaded at once and called in turn; a report each.
+
+    Every warm-up and timed step calls each program once, in order
+    (:func:`_time_calls_in_turn`); with more than one program each report names the
+    others in ``protocol.in_turn_with``, and its peak memory holds all of them.
+    """
     _check_protocol(threads, warmup, iters, repeats)
-    path = Path(pte_path)
-    info = check_program(path, runs_here=True)  # before the runtime sees the bytes: see export/pte.py
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
     from executorch.runtime import Runtime
 
-    manifest = manifest if manifest is not None else find_manifest(path)
+    paths = [Path(p) for p in pte_paths]
+    infos = [check_program(path, runs_here=True) for path in paths]  # before the runtime sees the bytes
+    manifests = [m if m is not None else find_manifest(path) for m, path in zip(manifests or [None] * len(paths), paths)]
     with native_log():
         if threads > 0:
             _unsafe_reset_threadpool(threads)  # must precede load_method: the pool is bound there
     reset_peak_memory()
-    before = current_rss_bytes()
-    t0 = time.perf_counter_ns()
-    with runtime_call() as loading:
-        program = Runtime.get().load_program(program_bytes(path) if info.bundled else path)
-        method = program.load_method("forward")
-    if loading.error is not None:
-        raise DotcomError(f"{path}: not a loadable ExecuTorch program ({loading.reason or loading.error})")
-    load_ms = (time.perf_counter_ns() - t0) / 1e6
-    if method is None:
-        raise DotcomError(f"{path}: the program has no 'forward' method")
-    meta = method.metadata
-    if meta.num_inputs() != 1:
-        raise DotcomError(f"{path}: forward takes {meta.num_inputs()} inputs; the benchmark feeds one image tensor")
-    shape = list(meta.input_tensor_meta(0).sizes())
-    x = make_input(shape, input_kind)
-    inputs = [x]
-
-    def call() -> Any:
-        return method.execute(inputs)
+    loaded = []
+    for path, info in zip(paths, infos):
+        before = current_rss_bytes()
+        t0 = time.perf_counter_ns()
+        with runtime_call() as loading:
+            program = Runtime.get().load_program(program_bytes(path) if info.bundled else path)
+            method = program.load_method("forward")
+        if loading.error is not None:
+            raise DotcomError(f"{path}: not a loadable ExecuTorch program ({loading.reason or loading.error})")
+        load_ms = (time.perf_counter_ns() - t0) / 1e6
+        if method is None:
+            raise DotcomError(f"{path}: the program has no 'forward' method")
+        meta = method.metadata
+        if meta.num_inputs() != 1:
+            raise DotcomError(f"{path}: forward takes {meta.num_inputs()} inputs; the benchmark feeds one image tensor")
+        shape = list(meta.input_tensor_meta(0).sizes())
+        loaded.append((program, method, [make_input(shape, input_kind)], shape, load_ms, before))
 
     with runtime_call() as running:
-        first_ms, samples = _time_calls(call, warmup, iters, repeats, cooldown_s)
+        timings = _time_calls_in_turn([lambda m=method, x=inputs: m.execute(x) for _, method, inputs, *_ in loaded],
+                                      warmup, iters, repeats, cooldown_s)
     if running.error is not None:
-        raise DotcomError(f"{path}: execution failed ({running.reason or running.error})")
+        names = paths[0] if len(paths) == 1 else ", ".join(str(p) for p in paths)
+        raise DotcomError(f"{names}: execution failed ({running.reason or running.error})")
     peak = peak_memory_bytes()
-    delegation = (manifest or {}).get("delegation") or delegation_from_pte(path)
-    return make_report(
-        artifact=artifact_info(path, manifest=manifest, input_shape=shape),
-        runner="python", threads=threads, warmup=warmup, iterations=iters, repeats=repeats,
-        latencies_ms=samples, load_ms=load_ms, first_inference_ms=first_ms, peak_memory_bytes=peak,
-        memory_scope="in_process", memory_before_load_bytes=before, delegation=delegation, input_kind=input_kind, clock="perf_counter_ns",
-        cooldown_s=cooldown_s or None, runtime_version=package_version("executorch"),
-    )
+    reports = []
+    for i, (path, manifest, (_, _, _, shape, load_ms, before), (first_ms, samples)) in enumerate(
+            zip(paths, manifests, loaded, timings)):
+        delegation = (manifest or {}).get("delegation") or delegation_from_pte(path)
+        report = make_report(
+            artifact=artifact_info(path, manifest=manifest, input_shape=shape),
+            runner="python", threads=threads, warmup=warmup, iterations=iters, repeats=repeats,
+            latencies_ms=samples, load_ms=load_ms, first_inference_ms=first_ms, peak_memory_bytes=peak,
+            memory_scope="in_process", memory_before_load_bytes=before, delegation=delegation,
+            input_kind=input_kind, clock="perf_counter_ns", cooldown_s=cooldown_s or None,
+            runtime_version=package_version("executorch"),
+        )
+        if len(paths) > 1:
+            report["protocol"]["in_turn_with"] = [q.name for j, q in enumerate(paths) if j != i]
+        reports.append(report)
+    return reports
 
 
 # --------------------------------------------------------------------------- baselines

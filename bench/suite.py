@@ -37,13 +37,18 @@ class Protocol:
 
 @dataclass
 class Job:
-    """One measurement: a runner on an artifact (or a baseline model) at a thread count."""
+    """One measurement: a runner on an artifact (or a baseline model, or artifacts in turn) at a thread count.
+
+    ``run`` returns one report, or one per artifact of ``in_turn`` (timed in one process,
+    a call of each in turn).
+    """
 
     label: str
     runner: str
     threads: int
-    run: Callable[[], dict[str, Any]]
+    run: Callable[[], dict[str, Any] | list[dict[str, Any]]]
     artifact: Path | None = None
+    in_turn: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -73,8 +78,14 @@ def plan(
     baselines: Sequence[str] = (),
     checkpoint: str | Path | None = None,
     cache_dir: str | Path = ".",
+    in_turn: bool = False,
 ) -> list[Job]:
-    """The jobs for ``artifacts``: .pte/.bpte with ``runner``; .pt2 in PyTorch; baselines once per model."""
+    """The jobs for ``artifacts``: .pte/.bpte with ``runner``; .pt2 in PyTorch; baselines once per model.
+
+    ``in_turn``: the .pte/.bpte artifacts are timed together, one job per thread count
+    that loads them all into one process and calls each once per step (their ratios then
+    share the machine's load); baselines stay jobs of their own.
+    """
     from dotcom_mobile.export.pte import check_program, probe_load
     from dotcom_mobile.model.files import require_file
     from dotcom_mobile.model.introspect import checkpoint_facts
@@ -98,8 +109,10 @@ def plan(
             runners.manifest_beside(path)  # one beside it that fails its schema: one line now, not per run
             if not p.isolate:
                 probe_load(path)  # a crash would take this process with it
+        if in_turn and path.suffix == ".pt2":
+            raise DotcomError(f"{path}: --in-turn times .pte/.bpte programs together; bench the .pt2 on its own")
         pt2_spec = runners.spec_for(path, checkpoint) if path.suffix == ".pt2" else None
-        for t in threads:
+        for t in () if in_turn else threads:
             if pt2_spec is not None:
                 spec = pt2_spec
                 jobs.append(Job(f"{path.name} eager", "eager", t, lambda s=spec, t=t: call("run_eager", s, t, **kw), path))
@@ -127,7 +140,22 @@ def plan(
                                     lambda s=spec, t=t: export_then_run_onnxruntime(call, s, t, cache_dir, kw)))
                 else:
                     raise DotcomError(f"unknown baseline {base!r} (eager, onnxruntime)")
+    if in_turn:
+        jobs[:0] = _in_turn_jobs([Path(a) for a in artifacts], runner, threads, p, call, kw, cache_dir)
     return jobs
+
+
+def _in_turn_jobs(paths: list[Path], runner: str, threads: Sequence[int], p: Protocol, call: Callable[..., Any],
+                  kw: dict[str, Any], cache_dir: str | Path) -> list[Job]:
+    if len(paths) < 2 or len({path.resolve() for path in paths}) != len(paths):
+        raise DotcomError("--in-turn needs two or more different .pte/.bpte files (their ratio is the point)")
+    label = " + ".join(path.name for path in paths)
+    group = tuple(paths)
+    if runner == "native":
+        return [Job(f"{label} native in turn", "native", t, lambda t=t: _run_native_in_turn(paths, t, p, cache_dir),
+                    in_turn=group) for t in threads]
+    return [Job(f"{label} python in turn", "python", t, lambda t=t: call("run_python_in_turn", paths, t, **kw),
+                in_turn=group) for t in threads]
 
 
 def _check_weights(weights: Any, spec: Any, artifact: Path) -> None:
@@ -170,13 +198,29 @@ def _run_native(pte: Path, threads: int, p: Protocol, out_dir: str | Path) -> di
         tmp.unlink(missing_ok=True)
 
 
-def _error_report(job: Job, protocol: Protocol, message: str) -> dict[str, Any]:
-    artifact = (artifact_info(job.artifact, with_cost=False) if job.artifact is not None and job.artifact.is_file()
-                else {"name": job.artifact.name if job.artifact else job.label.replace(" ", "_"),
+def _run_native_in_turn(ptes: list[Path], threads: int, p: Protocol, out_dir: str | Path) -> list[dict[str, Any]]:
+    from . import native
+
+    tmps = [Path(out_dir) / f".{pte.stem}__native__t{threads}.json" for pte in ptes]
+    try:
+        return native.run_native_in_turn(ptes, threads=threads, warmup=p.warmup, iters=p.iters, repeats=p.repeats,
+                                         out_jsons=tmps)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+
+
+def _error_report(job: Job, protocol: Protocol, message: str, artifact_path: Path | None = None) -> dict[str, Any]:
+    path = artifact_path or job.artifact
+    artifact = (artifact_info(path, with_cost=False) if path is not None and path.is_file()
+                else {"name": path.name if path else job.label.replace(" ", "_"),
                       "backend": "unknown", "quantization": "unknown"})
-    return make_report(artifact=artifact, runner=job.runner, threads=job.threads, warmup=protocol.warmup,
-                       iterations=protocol.iters, repeats=protocol.repeats, latencies_ms=None,
-                       input_kind=protocol.input_kind, error=message)
+    report = make_report(artifact=artifact, runner=job.runner, threads=job.threads, warmup=protocol.warmup,
+                         iterations=protocol.iters, repeats=protocol.repeats, latencies_ms=None,
+                         input_kind=protocol.input_kind, error=message)
+    if job.in_turn:
+        report["protocol"]["in_turn_with"] = [q.name for q in job.in_turn if q != path]
+    return report
 
 
 def execute(jobs: Sequence[Job], out_dir: str | Path, *, protocol: Protocol = Protocol(), progress: bool = True) -> Outcome:
@@ -189,12 +233,12 @@ def execute(jobs: Sequence[Job], out_dir: str | Path, *, protocol: Protocol = Pr
     for job in bar:
         bar.set_postfix_str(f"{job.label} t{job.threads}")
         try:
-            report = job.run()
+            result = job.run()
         except DotcomError as e:
             outcome.errors.append(str(e))
-            report = _error_report(job, protocol, str(e))
-        path = write_json_atomic(out / report_filename(report), report)
-        outcome.reports.append(report)
-        outcome.paths.append(path)
+            result = [_error_report(job, protocol, str(e), a) for a in job.in_turn] or _error_report(job, protocol, str(e))
+        for report in result if isinstance(result, list) else [result]:
+            outcome.reports.append(report)
+            outcome.paths.append(write_json_atomic(out / report_filename(report), report))
     bar.close()
     return outcome

@@ -257,7 +257,8 @@ def int8_ratios(reports: list[dict[str, Any]],
 
     Pairs an fp32 report with an int8 (``q8``/``int8``) one of the same model, input
     shape, backend, runner and thread count on the same device; a newer report of a
-    pair replaces an older one. Rows are sorted by CPU kind, so a table reads as one
+    pair replaces an older one. Reports timed in turn (``bench --in-turn``) pair among
+    themselves, runner ``<runner>, in turn``. Rows are sorted by CPU kind, so a table reads as one
     block per kind, each with its target (:data:`INT8_TARGETS`).
 
     ``in_turn`` (a live run's :func:`measure_pair` results by (device label, model,
@@ -275,8 +276,9 @@ def int8_ratios(reports: list[dict[str, Any]],
         side = "fp32" if quant == "fp32" else ("int8" if quant in INT8_QUANTS else None)
         if side is None or r.get("status") != "ok" or headline_ms(r) is None:
             continue
+        runner = r["runtime"]["runner"] + (", in turn" if (r.get("protocol") or {}).get("in_turn_with") else "")
         key = (r["device"].get("cpu_kind") or "unknown", device_label(r), a.get("model") or Path(a["name"]).stem,
-               tuple(a.get("input_shape") or ()), a.get("backend"), r["runtime"]["runner"], r["device"].get("threads"))
+               tuple(a.get("input_shape") or ()), a.get("backend"), runner, r["device"].get("threads"))
         pairs.setdefault(key, {})[side] = r
     rows = []
     for key in sorted(pairs, key=lambda k: tuple("" if v is None else str(v) for v in k)):

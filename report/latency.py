@@ -361,9 +361,15 @@ def package_version(dist: str) -> str | None:
 
 
 def report_filename(report: dict[str, Any]) -> str:
-    """``<artifact-stem>__<runner>__t<threads>.json``, the one naming rule for report files."""
+    """``<artifact-stem>__<runner>__t<threads>.json``, the one naming rule for report files.
+
+    A report timed in turn with others (``protocol.in_turn_with``) is
+    ``<stem>__<runner>-in-turn__t<threads>.json``: it sits beside the one timed alone.
+    """
     stem = Path(report["artifact"]["name"]).stem
     runner = report["runtime"]["runner"]
+    if (report.get("protocol") or {}).get("in_turn_with"):
+        runner += "-in-turn"
     threads = report["device"].get("threads")
     return f"{stem}__{runner}__t{threads if threads is not None else 0}.json"
 

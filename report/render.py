@@ -103,7 +103,7 @@ def row(report: dict[str, Any], accuracy: Sequence[dict[str, Any]] = ()) -> dict
         "backend": a.get("backend", "?"),
         "quant": a.get("quantization", "?"),
         "artifact": a["name"],
-        "runner": report["runtime"]["runner"],
+        "runner": report["runtime"]["runner"] + (", in turn" if (report.get("protocol") or {}).get("in_turn_with") else ""),
         "thr": str(report["device"].get("threads") if report["device"].get("threads") is not None else "-"),
         "p50 ms": approx + _fmt(headline_ms(report)) if ok else "error",
         "p90 ms": _fmt(res.get("p90_ms")) if ok and not approx else "-",

@@ -139,3 +139,55 @@ def test_corrupt_pte_native_runner_one_line(pte, tmp_path):
     (error,) = outcome.errors
     assert "dotcom_tiny_xnnpack_q8.pte" in error and "\n" not in error and "Traceback" not in error
     assert outcome.reports[0]["status"] == "error" and outcome.reports[0]["runtime"]["runner"] == "native"
+
+
+@pytest.mark.parametrize("runner", ["python", "native"])
+def test_bench_in_turn_times_the_artifacts_together(toy, tmp_path, capsys, runner):
+    """``--in-turn``: one process per thread count holds every program and calls each once a step."""
+    out = tmp_path / "reports"
+    ptes = [toy["xnnpack"], toy["portable"]]
+    code = cli_main(["bench", *map(str, ptes), "--in-turn", "--runner", runner, "--threads", "1", "--warmup", "1",
+                     "--iters", "3", "--repeats", "2", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.json")) == sorted(f"{p.stem}__{runner}-in-turn__t1.json" for p in ptes)
+    for pte, other in zip(ptes, reversed(ptes)):
+        report = validate_report(out / f"{pte.stem}__{runner}-in-turn__t1.json")
+        assert report["status"] == "ok" and report["artifact"]["name"] == pte.name
+        assert report["protocol"]["in_turn_with"] == [other.name]
+        assert len(report["results"]["latencies_ms"]) == 6 and report["results"]["memory_scope"] == "in_process"
+    table = capsys.readouterr().out
+    assert f"{runner}, in turn" in table and toy["portable"].name in table
+
+
+def test_bench_in_turn_needs_two_programs(toy, tmp_path, capsys):
+    out = tmp_path / "reports"
+    for args, message in [([toy["xnnpack"]], "--in-turn needs two or more different .pte/.bpte files"),
+                          ([toy["xnnpack"], toy["xnnpack"]], "--in-turn needs two or more different .pte/.bpte files"),
+                          ([toy["xnnpack"], toy["pt2"]], f"{toy['pt2']}: --in-turn times .pte/.bpte programs together")]:
+        code = cli_main(["bench", *map(str, args), "--in-turn", "--threads", "1", "--out", str(out), "--no-progress"])
+        err = capsys.readouterr().err.strip()
+        assert code != 0 and err.startswith(f"Error: {message}") and "\n" not in err, err
+    assert not out.exists()  # refused while planning: nothing ran, nothing written
+
+
+def test_in_turn_failure_gives_every_artifact_an_error_report(toy, tmp_path, capsys):
+    """A program that passes planning but that XNNPACK refuses to load (its payload overwritten): the pair
+    fails as one, one line names the bad file, and each artifact gets an error report naming the other."""
+    data = bytearray(toy["xnnpack"].read_bytes())
+    at = data.find(b"XN0")  # the XNNPACK payload's flatbuffer identifier
+    assert at > 0
+    data[at + 8: at + 400] = bytes(range(256)) + bytes(range(136))
+    bad = tmp_path / "toy_damaged_fp32.pte"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "reports"
+    code = cli_main(["bench", str(toy["portable"]), str(bad), "--in-turn", "--threads", "1", "--warmup", "1",
+                     "--iters", "1", "--repeats", "1", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err
+    assert err.startswith(f"Error: 1 run(s) failed; first: {bad}: not a loadable ExecuTorch program"), err
+    reports = {p.name: validate_report(p) for p in out.glob("*.json")}
+    assert sorted(reports) == ["toy_damaged_fp32__python-in-turn__t1.json", "toy_portable_fp32__python-in-turn__t1.json"]
+    for name, other in [("toy_damaged_fp32", toy["portable"].name), ("toy_portable_fp32", bad.name)]:
+        report = reports[f"{name}__python-in-turn__t1.json"]
+        assert report["status"] == "error" and report["error"].startswith(f"{bad}: ")
+        assert report["protocol"]["in_turn_with"] == [other]

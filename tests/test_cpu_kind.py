@@ -286,3 +286,17 @@ def test_one_run_targets_use_the_hosts_kind(kind, features, ratio_pass, bound):
     assert kind in row["target"] and row["ratio"] == pytest.approx(0.75) and row["pass"] is ratio_pass
     line = [ln for ln in format_tables({("dotcom_tiny", 2): results}).splitlines() if ln.startswith("| int8")][0]
     assert f"| 0.75 | {bound} |" in line
+
+
+def test_reports_timed_in_turn_pair_among_themselves():
+    """``bench --in-turn`` reports beside ones timed alone: two rows, the in-turn one labelled so."""
+    from dotcom_mobile.perf.perf_targets import int8_ratios
+
+    epyc = _device("linux", "x86-avx2", ["avx2"])
+    alone = [_report("dotcom_tiny_xnnpack_fp32.pte", 20.0, device=epyc), _report("dotcom_tiny_xnnpack_q8.pte", 22.0, device=epyc)]
+    turn = [_report("dotcom_tiny_xnnpack_fp32.pte", 25.0, device=epyc), _report("dotcom_tiny_xnnpack_q8.pte", 19.0, device=epyc)]
+    for r, other in zip(turn, reversed(turn)):
+        r["protocol"]["in_turn_with"] = [other["artifact"]["name"]]
+    rows = {r["runner"]: r for r in int8_ratios(alone + turn)}
+    assert set(rows) == {"python", "python, in turn"}
+    assert rows["python"]["ratio"] == pytest.approx(1.1) and rows["python, in turn"]["ratio"] == pytest.approx(0.76)
