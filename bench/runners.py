@@ -29,7 +29,8 @@ from typing import Any, Callable, Iterator, Sequence
 from dotcom_mobile.export.pte import check_program, native_log, program_bytes, runtime_call
 from dotcom_mobile.model.errors import DotcomError
 from dotcom_mobile.report.host import current_rss_bytes, peak_memory_bytes, reset_peak_memory
-from dotcom_mobile.report.latency import artifact_info, delegation_from_pte, find_manifest, make_report, package_version
+from dotcom_mobile.report.latency import (artifact_info, delegation_from_pte, find_manifest, make_report,
+                                          mark_in_turn, package_version)
 
 DEFAULT_INPUT = (1, 3, 256, 256)
 
@@ -146,7 +147,7 @@ def run_python_in_turn(
         if threads > 0:
             _unsafe_reset_threadpool(threads)  # must precede load_method: the pool is bound there
     reset_peak_memory()
-    loaded = []
+    programs, calls, loaded = [], [], []  # programs kept alive; per program (input shape, load ms, RSS before)
     for path, info in zip(paths, infos):
         before = current_rss_bytes()
         t0 = time.perf_counter_ns()
@@ -162,31 +163,28 @@ def run_python_in_turn(
         if meta.num_inputs() != 1:
             raise DotcomError(f"{path}: forward takes {meta.num_inputs()} inputs; the benchmark feeds one image tensor")
         shape = list(meta.input_tensor_meta(0).sizes())
-        loaded.append((program, method, [make_input(shape, input_kind)], shape, load_ms, before))
+        programs.append(program)
+        calls.append(lambda m=method, x=[make_input(shape, input_kind)]: m.execute(x))
+        loaded.append((shape, load_ms, before))
 
     with runtime_call() as running:
-        timings = _time_calls_in_turn([lambda m=method, x=inputs: m.execute(x) for _, method, inputs, *_ in loaded],
-                                      warmup, iters, repeats, cooldown_s)
+        timings = _time_calls_in_turn(calls, warmup, iters, repeats, cooldown_s)
     if running.error is not None:
         names = paths[0] if len(paths) == 1 else ", ".join(str(p) for p in paths)
         raise DotcomError(f"{names}: execution failed ({running.reason or running.error})")
     peak = peak_memory_bytes()
     reports = []
-    for i, (path, manifest, (_, _, _, shape, load_ms, before), (first_ms, samples)) in enumerate(
-            zip(paths, manifests, loaded, timings)):
+    for path, manifest, (shape, load_ms, before), (first_ms, samples) in zip(paths, manifests, loaded, timings):
         delegation = (manifest or {}).get("delegation") or delegation_from_pte(path)
-        report = make_report(
+        reports.append(make_report(
             artifact=artifact_info(path, manifest=manifest, input_shape=shape),
             runner="python", threads=threads, warmup=warmup, iterations=iters, repeats=repeats,
             latencies_ms=samples, load_ms=load_ms, first_inference_ms=first_ms, peak_memory_bytes=peak,
             memory_scope="in_process", memory_before_load_bytes=before, delegation=delegation,
             input_kind=input_kind, clock="perf_counter_ns", cooldown_s=cooldown_s or None,
             runtime_version=package_version("executorch"),
-        )
-        if len(paths) > 1:
-            report["protocol"]["in_turn_with"] = [q.name for j, q in enumerate(paths) if j != i]
-        reports.append(report)
-    return reports
+        ))
+    return mark_in_turn(reports) if len(reports) > 1 else reports
 
 
 # --------------------------------------------------------------------------- baselines

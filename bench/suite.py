@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from dotcom_mobile.model.errors import DotcomError
 
-from dotcom_mobile.report.latency import artifact_info, make_report, report_filename, write_json_atomic
+from dotcom_mobile.report.latency import artifact_info, make_report, mark_in_turn, report_filename, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -187,20 +187,14 @@ def export_then_run_onnxruntime(call: Callable[..., dict[str, Any]], spec: Any, 
 
 
 def _run_native(pte: Path, threads: int, p: Protocol, out_dir: str | Path) -> dict[str, Any]:
+    return _run_native_in_turn([pte], threads, p, out_dir)[0]
+
+
+def _run_native_in_turn(ptes: list[Path], threads: int, p: Protocol, out_dir: str | Path) -> list[dict[str, Any]]:
     try:
         from . import native
     except ImportError:
         raise DotcomError("the native runner is not part of this build (bench/native.py is missing); use --runner python") from None
-    tmp = Path(out_dir) / f".{pte.stem}__native__t{threads}.json"
-    try:
-        return native.run_native(pte, threads=threads, warmup=p.warmup, iters=p.iters, repeats=p.repeats, out_json=tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _run_native_in_turn(ptes: list[Path], threads: int, p: Protocol, out_dir: str | Path) -> list[dict[str, Any]]:
-    from . import native
-
     tmps = [Path(out_dir) / f".{pte.stem}__native__t{threads}.json" for pte in ptes]
     try:
         return native.run_native_in_turn(ptes, threads=threads, warmup=p.warmup, iters=p.iters, repeats=p.repeats,
@@ -215,12 +209,9 @@ def _error_report(job: Job, protocol: Protocol, message: str, artifact_path: Pat
     artifact = (artifact_info(path, with_cost=False) if path is not None and path.is_file()
                 else {"name": path.name if path else job.label.replace(" ", "_"),
                       "backend": "unknown", "quantization": "unknown"})
-    report = make_report(artifact=artifact, runner=job.runner, threads=job.threads, warmup=protocol.warmup,
-                         iterations=protocol.iters, repeats=protocol.repeats, latencies_ms=None,
-                         input_kind=protocol.input_kind, error=message)
-    if job.in_turn:
-        report["protocol"]["in_turn_with"] = [q.name for q in job.in_turn if q != path]
-    return report
+    return make_report(artifact=artifact, runner=job.runner, threads=job.threads, warmup=protocol.warmup,
+                       iterations=protocol.iters, repeats=protocol.repeats, latencies_ms=None,
+                       input_kind=protocol.input_kind, error=message)
 
 
 def execute(jobs: Sequence[Job], out_dir: str | Path, *, protocol: Protocol = Protocol(), progress: bool = True) -> Outcome:
@@ -236,7 +227,8 @@ def execute(jobs: Sequence[Job], out_dir: str | Path, *, protocol: Protocol = Pr
             result = job.run()
         except DotcomError as e:
             outcome.errors.append(str(e))
-            result = [_error_report(job, protocol, str(e), a) for a in job.in_turn] or _error_report(job, protocol, str(e))
+            result = (mark_in_turn([_error_report(job, protocol, str(e), a) for a in job.in_turn]) if job.in_turn
+                      else _error_report(job, protocol, str(e)))
         for report in result if isinstance(result, list) else [result]:
             outcome.reports.append(report)
             outcome.paths.append(write_json_atomic(out / report_filename(report), report))

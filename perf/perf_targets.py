@@ -268,7 +268,7 @@ def int8_ratios(reports: list[dict[str, Any]],
     device because the pair was timed on one host; other devices' rows keep their own.
     """
     from dotcom_mobile.report.latency import headline_ms
-    from dotcom_mobile.report.render import device_label
+    from dotcom_mobile.report.render import device_label, runner_label
 
     pairs: dict[tuple, dict[str, dict[str, Any]]] = {}
     for r in sorted(reports, key=lambda r: r.get("created_at") or ""):
@@ -276,9 +276,8 @@ def int8_ratios(reports: list[dict[str, Any]],
         side = "fp32" if quant == "fp32" else ("int8" if quant in INT8_QUANTS else None)
         if side is None or r.get("status") != "ok" or headline_ms(r) is None:
             continue
-        runner = r["runtime"]["runner"] + (", in turn" if (r.get("protocol") or {}).get("in_turn_with") else "")
         key = (r["device"].get("cpu_kind") or "unknown", device_label(r), a.get("model") or Path(a["name"]).stem,
-               tuple(a.get("input_shape") or ()), a.get("backend"), runner, r["device"].get("threads"))
+               tuple(a.get("input_shape") or ()), a.get("backend"), runner_label(r), r["device"].get("threads"))
         pairs.setdefault(key, {})[side] = r
     rows = []
     for key in sorted(pairs, key=lambda k: tuple("" if v is None else str(v) for v in k)):
@@ -376,10 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     except DotcomError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
-    text = format_tables(all_results, pairs) + "\n" + format_kind_table(int8_ratios(
-        [r for res in all_results.values() for r in res.values()],
-        {(device_label(r), m, t): pair for (m, t), pair in pairs.items()
-         for r in list(all_results[(m, t)].values())[:1]}))
+    reports = [r for res in all_results.values() for r in res.values()]
+    host = device_label(reports[0]) if reports else ""  # a live run measures this host only
+    text = format_tables(all_results, pairs) + "\n" + format_kind_table(
+        int8_ratios(reports, {(host, m, t): pair for (m, t), pair in pairs.items()}))
     print(text)
     summary = {f"{m}/t{t}": {"cpu_kind": next((r["device"].get("cpu_kind") for r in res.values()), None),
                              "p50_ms": {k: r["results"]["p50_ms"] for k, r in res.items()},

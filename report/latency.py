@@ -360,6 +360,19 @@ def package_version(dist: str) -> str | None:
         return None
 
 
+def timed_in_turn(report: dict[str, Any]) -> bool:
+    """True for a report timed in one process in turn with others (``protocol.in_turn_with``)."""
+    return bool((report.get("protocol") or {}).get("in_turn_with"))
+
+
+def mark_in_turn(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Writes into each of ``reports`` (timed together) the others' artifact names: ``protocol.in_turn_with``."""
+    names = [r["artifact"]["name"] for r in reports]
+    for i, report in enumerate(reports):
+        report["protocol"]["in_turn_with"] = names[:i] + names[i + 1:]
+    return reports
+
+
 def report_filename(report: dict[str, Any]) -> str:
     """``<artifact-stem>__<runner>__t<threads>.json``, the one naming rule for report files.
 
@@ -368,7 +381,7 @@ def report_filename(report: dict[str, Any]) -> str:
     """
     stem = Path(report["artifact"]["name"]).stem
     runner = report["runtime"]["runner"]
-    if (report.get("protocol") or {}).get("in_turn_with"):
+    if timed_in_turn(report):
         runner += "-in-turn"
     threads = report["device"].get("threads")
     return f"{stem}__{runner}__t{threads if threads is not None else 0}.json"

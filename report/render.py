@@ -36,6 +36,13 @@ def device_label(report: dict[str, Any]) -> str:
     return f"{label} ({d.get('platform')}, {d.get('cores') or '?'} cores)"
 
 
+def runner_label(report: dict[str, Any]) -> str:
+    """``python``, ``native``, ...; ``python, in turn`` for a report timed in turn with others."""
+    from .latency import timed_in_turn
+
+    return report["runtime"]["runner"] + (", in turn" if timed_in_turn(report) else "")
+
+
 def cpu_kind(report: dict[str, Any]) -> str:
     """The device's ``cpu_kind`` (``x86-avx2``, ``arm64-i8mm``, ...), ``-`` for reports that predate it."""
     return report["device"].get("cpu_kind") or "-"
@@ -103,7 +110,7 @@ def row(report: dict[str, Any], accuracy: Sequence[dict[str, Any]] = ()) -> dict
         "backend": a.get("backend", "?"),
         "quant": a.get("quantization", "?"),
         "artifact": a["name"],
-        "runner": report["runtime"]["runner"] + (", in turn" if (report.get("protocol") or {}).get("in_turn_with") else ""),
+        "runner": runner_label(report),
         "thr": str(report["device"].get("threads") if report["device"].get("threads") is not None else "-"),
         "p50 ms": approx + _fmt(headline_ms(report)) if ok else "error",
         "p90 ms": _fmt(res.get("p90_ms")) if ok and not approx else "-",
