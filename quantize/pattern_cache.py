@@ -189,9 +189,7 @@ def load(key: str) -> fx.GraphModule | None:
         return None
     try:
         return decode_graph(json.loads((folder / f"{key}.json").read_text()))
-    except FileNotFoundError:
-        return None
-    except Exception:  # noqa: BLE001 - a stale or damaged entry is traced again and overwritten
+    except Exception:  # noqa: BLE001 - a miss, or a stale or damaged entry: traced again and overwritten
         return None
 
 

@@ -174,7 +174,7 @@ Cli parse_args(int argc, char** argv) {
       {"--dump-outputs", &cli.per.dump_outputs}, {"--backend", &cli.per.backends},
       {"--quantization", &cli.per.quantizations}, {"--model-name", &cli.per.model_names}};
   for (const auto& [flag, values] : per) {
-    if (values->size() > n || (!values->empty() && values->size() != n)) {
+    if (!values->empty() && values->size() != n) {
       const size_t m = values->size();
       usage_error(std::string(flag) + " is given " + (m == 1 ? "once" : std::to_string(m) + " times") + " for " +
                   std::to_string(n) + " models; give it once per --model, in the same order");
