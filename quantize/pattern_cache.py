@@ -15,14 +15,23 @@ traced as before. A cache file that cannot be read is traced again and rewritten
 
 The folder is ``$DOTCOM_MOBILE_CACHE`` (empty: no disk cache), else
 ``$XDG_CACHE_HOME/dotcom-mobile``, else ``~/.cache/dotcom-mobile``.
+
+The package also ships the 405 patterns of the pinned stack (``coreml_patterns.json.gz``,
+13 KB: the graphs are small and alike), read when the folder has no entry, so the first
+Core ML quantization on a machine costs no tracing either. Its entries are keyed like the
+folder's (code, closure, shapes, versions), so with other library versions they are simply
+not found. :func:`write_seed` writes it again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import gzip
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import types
 from importlib import metadata
@@ -48,11 +57,19 @@ def cache_dir() -> Path | None:
     return base / "dotcom-mobile" / "coreml-patterns"
 
 
-def _versions() -> list[str]:
-    out = []
+SEED = Path(__file__).with_name("coreml_patterns.json.gz")
+
+
+def versions() -> list[str]:
+    """What a traced pattern depends on besides its own code: Python's bytecode and the libraries.
+
+    A local version label (torch's ``+cu130``, ``+cpu``) is left out: it names a build of
+    the same source, which traces the same graphs.
+    """
+    out = [f"python={sys.version_info.major}.{sys.version_info.minor}"]
     for dist in ("torch", "torchao", "executorch"):
         try:
-            out.append(f"{dist}={metadata.version(dist)}")
+            out.append(f"{dist}={metadata.version(dist).split('+')[0]}")
         except metadata.PackageNotFoundError:
             out.append(f"{dist}=?")
     return out
@@ -80,8 +97,10 @@ def _const(value: Any) -> str:
 
 def _code(code: types.CodeType) -> str:
     """The code's identity, the same in every process (``marshal.dumps`` is not: its reference
-    flags follow reference counts, and measured keys of the same pattern then differed)."""
-    return "|".join([code.co_qualname, code.co_filename, str(code.co_firstlineno), code.co_code.hex(),
+    flags follow reference counts, and measured keys of the same pattern then differed) and in
+    every install: not its file's path, which names the virtual environment (the pattern's
+    module is in the key instead)."""
+    return "|".join([code.co_qualname, str(code.co_firstlineno), code.co_code.hex(),
                      repr(code.co_names), repr(code.co_varnames), repr(code.co_freevars),
                      *(_const(c) for c in code.co_consts)])
 
@@ -92,7 +111,7 @@ def pattern_key(pattern: torch.nn.Module, example_inputs: tuple, is_cuda: bool) 
         raise Uncacheable("a pattern with tensors of its own")
     forward = type(pattern).forward
     h = hashlib.sha256()
-    for part in (str(FORMAT), *_versions(), str(is_cuda),
+    for part in (str(FORMAT), *versions(), str(is_cuda), type(pattern).__module__,
                  *(_describe(c.cell_contents) for c in forward.__closure__ or ()),
                  *(f"{tuple(t.shape)}:{t.dtype}" for t in example_inputs), _code(forward.__code__)):
         h.update(part.encode() + b"\0")
@@ -182,15 +201,36 @@ def decode_graph(data: dict[str, Any]) -> fx.GraphModule:
 # --------------------------------------------------------------------------- the files
 
 
-def load(key: str) -> fx.GraphModule | None:
-    """The cached pattern graph, or ``None`` (no cache, a miss, or a file that does not read)."""
-    folder = cache_dir()
-    if folder is None:
-        return None
+_use_seed = True
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> dict[str, Any]:
     try:
-        return decode_graph(json.loads((folder / f"{key}.json").read_text()))
-    except Exception:  # noqa: BLE001 - a miss, or a stale or damaged entry: traced again and overwritten
-        return None
+        with gzip.open(SEED, "rt", encoding="utf-8") as fh:
+            patterns = json.load(fh)["patterns"]
+        return patterns if isinstance(patterns, dict) else {}
+    except Exception:  # noqa: BLE001 - the seed only saves time: without it patterns are traced
+        return {}
+
+
+def _seed() -> dict[str, Any]:
+    """The shipped patterns by key; empty when the file is missing or does not read."""
+    return _shipped() if _use_seed else {}
+
+
+def load(key: str) -> fx.GraphModule | None:
+    """The cached pattern graph (the folder's, else the shipped one), or ``None``: trace it."""
+    folder = cache_dir()
+    for read in (lambda: json.loads((folder / f"{key}.json").read_text()) if folder else None,
+                 lambda: _seed().get(key)):
+        try:
+            data = read()
+            if data is not None:
+                return decode_graph(data)
+        except Exception:  # noqa: BLE001 - a miss, or a stale or damaged entry: traced again and overwritten
+            pass
+    return None
 
 
 def store(key: str, gm: fx.GraphModule) -> None:
@@ -213,3 +253,50 @@ def store(key: str, gm: fx.GraphModule) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+# --------------------------------------------------------------------------- the shipped seed
+
+
+WRITE_SEED = ("python -c \"from dotcom_mobile.quantize import backends, pattern_cache; "
+              "pattern_cache.write_seed(backends.make_quantizer('coreml'))\"")
+
+
+def write_seed(quantizer: Any, path: Path = SEED) -> int:
+    """Traces every pattern of the Core ML ``quantizer`` (``backends.make_quantizer('coreml')``,
+    whose pattern hook writes the folder) in one ``prepare`` of a toy model, with an empty
+    folder and no seed, and packs them into ``path``; returns how many. A maintainer's step
+    after a library upgrade (:data:`WRITE_SEED`), in a fresh process: patterns a process has
+    already traced are served from its memory."""
+    global _use_seed
+    from torch import nn
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.SiLU()).eval()
+    example = (torch.randn(1, 3, 8, 8),)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = os.environ.get("DOTCOM_MOBILE_CACHE")
+        os.environ["DOTCOM_MOBILE_CACHE"], _use_seed = tmp, False
+        try:
+            prepare_pt2e(torch.export.export(model, example).module(), quantizer)
+        finally:
+            _use_seed = True
+            if saved is None:
+                del os.environ["DOTCOM_MOBILE_CACHE"]
+            else:
+                os.environ["DOTCOM_MOBILE_CACHE"] = saved
+        files = sorted((Path(tmp) / "coreml-patterns").glob("*.json"))
+        doc = {"format": FORMAT, "versions": versions(),
+               "patterns": {f.stem: json.loads(f.read_text()) for f in files}}
+    _pack(doc, path)
+    return len(doc["patterns"])
+
+
+def _pack(doc: dict[str, Any], path: Path) -> None:
+    """Writes ``doc`` gzipped, through a temporary and a rename; no name or time in the gzip
+    header, so the same patterns give the same bytes (a regenerated file shows no diff)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:
+        fh.write(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+    os.replace(tmp, path)
+

@@ -49,10 +49,9 @@ def shapes_root(tmp_path_factory) -> Path:
 def pattern_cache_of_this_run(tmp_path_factory):
     """The Core ML quantizer's pattern cache (quantize/pattern_cache.py) in this run's temp folder.
 
-    Tests do not write into the user's ~/.cache, and they start cold like a fresh machine;
-    under pytest-xdist the workers share one folder, so the patterns are traced once a run
-    (about 90 s on 2 cores) by whichever worker quantizes for Core ML first. Subprocesses
-    (the CLI tests) inherit the variable.
+    Tests do not write into the user's ~/.cache, and they start like a fresh machine: with the
+    patterns the package ships (none traced on the pinned stack). Under pytest-xdist the
+    workers share one folder. Subprocesses (the CLI tests) inherit the variable.
     """
     base = tmp_path_factory.getbasetemp()
     folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "dotcom-mobile-cache"

@@ -168,3 +168,109 @@ def test_a_patterns_key_does_not_follow_reference_counts(utils):
     assert marshal.dumps(code) != marshalled  # the hazard, here: same code, other bytes
     assert pc.pattern_key(pattern, inputs, False) == before
     del held
+
+
+def test_regenerate_once_compiles_at_the_end_and_still_removes_new_dead_code():
+    from dotcom_mobile.quantize.backends import regenerate_once
+
+    eager = _Model().eval()
+    model = torch.export.export(eager, (torch.randn(1, 3, 8, 8),)).module()
+    graph = model.graph
+    out = next(n for n in graph.nodes if n.op == "output")
+
+    def add_dead_node():
+        with graph.inserting_before(out):
+            return graph.call_function(torch.ops.aten.relu.default, (out.args[0][0],))
+
+    dead = add_dead_node()
+    model.recompile()
+    code = model.code
+    with regenerate_once(model):
+        assert graph.eliminate_dead_code() is True and dead not in graph.nodes
+        for _ in range(3):
+            assert graph.eliminate_dead_code() is False
+            model.recompile()
+        assert model.code == code  # still the code of the graph with the dead node
+        dead = add_dead_node()  # the graph changed: the next pass must see it
+        assert graph.eliminate_dead_code() is True and dead not in graph.nodes
+    assert model.code != code and "relu_default" not in model.code.split("return")[-1]
+    assert "recompile" not in vars(model) and "eliminate_dead_code" not in vars(graph)
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), eager(x))
+
+
+def test_the_core_ml_quantizer_annotates_as_executorchs_does():
+    """The same annotations, node by node, as the stock CoreMLQuantizer (which regenerates per pattern)."""
+    from executorch.backends.apple.coreml.quantizer import CoreMLQuantizer
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    from dotcom_mobile.quantize.backends import make_quantizer
+
+    ours = make_quantizer("coreml")
+    model = torch.export.export(_Model().eval(), (torch.randn(1, 3, 8, 8),)).module()
+
+    def annotations(quantizer):
+        import copy
+
+        prepared = prepare_pt2e(copy.deepcopy(model), quantizer)
+        return [(n.op, n.name, str(n.target), [a.name for a in n.all_input_nodes]) for n in prepared.graph.nodes]
+
+    got, want = annotations(ours), annotations(CoreMLQuantizer(ours._config))
+    assert got == want and sum("activation_post_process" in n[1] for n in got) >= 6
+
+
+def _shipped_doc() -> dict:
+    import gzip
+
+    with gzip.open(pc.SEED, "rt", encoding="utf-8") as fh:
+        doc = json.load(fh)
+    if doc["versions"] != pc.versions():
+        pytest.skip(f"the shipped patterns are of {doc['versions']}, this is {pc.versions()}: "
+                    f"`{pc.WRITE_SEED}` writes them for it")
+    return doc
+
+
+def test_the_shipped_patterns_are_every_pattern_the_core_ml_quantizer_traces(utils, monkeypatch):
+    """With the pinned libraries, no Core ML quantization traces a pattern on a new machine."""
+    from executorch.backends.apple.coreml.quantizer import CoreMLQuantizer
+
+    from dotcom_mobile.quantize.backends import make_quantizer
+
+    shipped = _shipped_doc()["patterns"]
+    asked, missing = set(), []
+
+    def serve(pattern, example_inputs, is_cuda=False):
+        key = pc.pattern_key(pattern, example_inputs, is_cuda)
+        asked.add(key)
+        if key not in shipped:
+            missing.append(type(pattern).__qualname__)
+            return pc.decode_graph(next(iter(shipped.values())))  # any graph: the count below fails the test
+        return pc.decode_graph(shipped[key])
+
+    config = make_quantizer("coreml")._config
+    monkeypatch.setattr(utils, "_get_aten_graph_module", serve)
+    model = torch.export.export(_Model().eval(), (torch.randn(1, 3, 8, 8),)).module()
+    CoreMLQuantizer(config).annotate(model)  # the stock annotator: asks for every pattern it knows
+    assert not missing and asked == set(shipped) and len(asked) == 405
+
+
+@pytest.mark.parametrize("make", [
+    lambda u: u.get_conv_bn_pattern(2, F.silu, False),
+    lambda u: u.get_binary_op_act_pattern(torch.add, F.relu, False),
+    lambda u: u.get_linear_pattern(F.relu, False),
+], ids=["conv_bn_silu", "add_relu", "linear_relu"])
+def test_a_shipped_pattern_is_what_tracing_gives_now(utils, make, monkeypatch):
+    from torchao.quantization.pt2e.utils import _get_aten_graph_module_for_pattern as export_pattern
+
+    shipped = _shipped_doc()["patterns"]
+    traced = []
+
+    def trace(pattern, example_inputs, is_cuda=False):  # torch.export itself, not the cache's hook
+        traced.append((pc.pattern_key(pattern, example_inputs, is_cuda), export_pattern(pattern, example_inputs, is_cuda)))
+        return traced[-1][1]
+
+    monkeypatch.setattr(utils, "_get_aten_graph_module", trace)
+    make(utils)
+    (key, gm), = traced
+    assert key in shipped and json.loads(json.dumps(pc.encode_graph(gm))) == shipped[key]
