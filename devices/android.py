@@ -6,7 +6,10 @@ ExecuTorch's own benchmark app (``model_dir``, ``num_iter``, ``num_warm_up_iter`
 ``bench`` pushes an artifact with its manifest, lets the phone cool down, starts that
 activity, polls for the report, validates it against the schema and stores it in the
 report folder, so the phone's numbers land in the same ``dotcom-mobile report`` table
-as the host's.
+as the host's. Given several artifacts, ``bench`` has the app time them in turn in one
+run (``model_name`` as a comma-separated list; the result file is then a JSON array, one
+report per artifact, each naming the others in ``protocol.in_turn_with``), so a
+thermal slowdown of the phone lands on all of them and their latency ratio holds.
 
 adb is always called with an argument list, never a shell string built from user
 input; words sent to ``adb shell`` (which the device's shell parses again) are quoted
@@ -243,8 +246,13 @@ def read_app_file(adb: Adb, package: str, path: str) -> str | None:
 
 
 def wait_for_report(adb: Adb, package: str, timeout: float, sleep: Callable[[float], None] = time.sleep,
-                    label: str = "benchmarking") -> dict[str, Any]:
-    """Poll for the result file until it parses as JSON or ``timeout`` seconds pass."""
+                    label: str = "benchmarking", in_turn: bool = False) -> dict[str, Any] | list[Any]:
+    """Poll for the result file until it parses as JSON or ``timeout`` seconds pass.
+
+    A run of one artifact leaves a report (an object); ``in_turn`` (several artifacts)
+    also takes an array, the app's result for programs timed in turn, or an object (an
+    app that failed before it could tell the programs apart says why in one report).
+    """
     start = time.monotonic()
     with click.progressbar(length=max(int(timeout), 1), label=label, file=click.get_text_stream("stderr")) as bar:
         shown = 0
@@ -255,7 +263,7 @@ def wait_for_report(adb: Adb, package: str, timeout: float, sleep: Callable[[flo
                     data = json.loads(text)
                 except json.JSONDecodeError:
                     data = None  # written atomically, so this is another tool's file: keep waiting
-                if isinstance(data, dict):
+                if isinstance(data, dict) or (in_turn and isinstance(data, list)):
                     bar.update(bar.length - shown)
                     return data
             elapsed = time.monotonic() - start
@@ -297,6 +305,61 @@ def save_report(report: dict[str, Any], out_dir: Path, source: str) -> Path:
     return write_json_atomic(out_dir / report_filename(report), report)
 
 
+def check_distinct(artifacts: Sequence[Path]) -> None:
+    """One line for an artifact given twice, before anything is pushed.
+
+    On the phone a file name is one file, one entry of the app's ``model_name`` list
+    and one report file, so two artifacts with one name would overwrite each other; the
+    same one twice would be timed against itself. A comma cannot be listed either.
+    """
+    seen: dict[str, Path] = {}
+    for artifact in artifacts:
+        first = seen.setdefault(artifact.name, artifact)
+        if first is artifact:
+            continue
+        if first.resolve() == artifact.resolve():
+            raise _error(f"{artifact} is given twice: an in-turn run times each artifact once")
+        raise _error(f"{first} and {artifact} have the same file name: on the phone one would overwrite the other "
+                     "(rename one)")
+    if len(artifacts) > 1:
+        for artifact in artifacts:
+            if "," in artifact.name:
+                raise _error(f"{artifact.name}: the app takes several models as a comma-separated list, "
+                             "so a name with a comma cannot be one of them (rename it)")
+
+
+def in_turn_reports(data: dict[str, Any] | list[Any], names: Sequence[str], source: str) -> list[dict[str, Any]]:
+    """The validated reports of an in-turn run, in the order of ``names``; one line for anything else.
+
+    Each report must be on its artifact and name the others, in order, in
+    ``protocol.in_turn_with``: a report without it was not timed in turn (an older app
+    that took the list for one file name), and its ratio to the others would not hold.
+    """
+    from dotcom_mobile.report.latency import validate_report
+
+    reports = data if isinstance(data, list) else [data]
+    if len(reports) != len(names):
+        errors = [_first_line(r.get("error")) for r in reports if isinstance(r, dict) and r.get("status") == "error"]
+        why = f" ({errors[0]})" if errors and errors[0] else ""
+        raise _error(f"{source}: {len(reports)} report(s) for {len(names)} artifacts{why}; an app without in-turn "
+                     "runs? (install the current build)")
+    for i, (report, name) in enumerate(zip(reports, names)):
+        validate_report(report, source=f"{source}[{i}]")
+        if report["artifact"]["name"] != name:
+            raise _error(f"{source}[{i}]: reports on {report['artifact']['name']}, not {name} (an older app?)")
+        others = [n for n in names if n != name]
+        got = report["protocol"].get("in_turn_with")
+        if got != others:
+            raise _error(f"{source}[{i}]: {name} was timed in turn with {', '.join(got) if got else 'nothing'}, "
+                         f"not {', '.join(others)} (an older app?)")
+    return reports
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def format_table(reports: Sequence[dict[str, Any]]) -> str:
     from dotcom_mobile.report.render import text_table
 
@@ -324,6 +387,7 @@ def android() -> None:
       dotcom-mobile android install android_demo/app/build/outputs/apk/debug/app-debug.apk
       dotcom-mobile android push out/dotcom_tiny_xnnpack_q8.pte
       dotcom-mobile android bench out/dotcom_tiny_xnnpack_q8.pte --threads 4 --cooldown 30
+      dotcom-mobile android bench out/dotcom_tiny_xnnpack_fp32.pte out/dotcom_tiny_xnnpack_q8.pte --threads 4
       dotcom-mobile report reports/
     """
 
@@ -411,7 +475,7 @@ def push_command(artifact: Path, serial: str | None, device_dir: str) -> None:
 
 
 @android.command()
-@click.argument("artifact", type=click.Path(path_type=Path))
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="ARTIFACT...")
 @_serial_option
 @click.option("--iters", default=50, show_default=True, type=click.IntRange(1), help="Timed iterations.")
 @click.option("--warmup", default=10, show_default=True, type=click.IntRange(0), help="Untimed warm-up iterations.")
@@ -420,45 +484,74 @@ def push_command(artifact: Path, serial: str | None, device_dir: str) -> None:
 @click.option("--cooldown", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to let the phone idle before the run (longer while it reports heat).")
 @click.option("--out", "out_dir", default=Path("reports"), show_default=True, type=click.Path(path_type=Path),
-              help="Report folder; the report is named <artifact>__android__t<threads>.json.")
+              help="Report folder; a report is named <artifact>__android__t<threads>.json "
+                   "(<artifact>__android-in-turn__t<threads>.json when timed in turn).")
 @click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(1),
-              help="Seconds to wait for the phone's result.")
+              help="Seconds to wait for the phone's result (of all artifacts, when several).")
+@click.option("--in-turn", is_flag=True,
+              help="Time two or more artifacts together: the app loads them all and calls each once per step, so "
+                   "a thermal slowdown lands on all of them and their ratio (int8/fp32) holds. Reports name the "
+                   "others (protocol.in_turn_with).")
 @_package_option
 @_dir_option
-def bench(artifact: Path, serial: str | None, iters: int, warmup: int, threads: int, cooldown: float, out_dir: Path,
-          timeout: float, package: str, device_dir: str) -> None:
-    """Benchmark an artifact on the phone and store its latency report.
+def bench(artifacts: tuple[Path, ...], serial: str | None, iters: int, warmup: int, threads: int, cooldown: float,
+          out_dir: Path, timeout: float, in_turn: bool, package: str, device_dir: str) -> None:
+    """Benchmark artifacts on the phone and store their latency reports.
 
-    Pushes the .pte and its manifest, lets the phone cool down, starts the app's
+    Pushes each .pte and its manifest, lets the phone cool down, starts the app's
     headless BenchmarkActivity (am start -W -S), waits for files/benchmark_results.json,
     validates it against latency-report v1, writes it into --out and prints the table.
+
+    With --in-turn and several artifacts, the app loads them all and times them in turn in one run
+    (every warm-up and timed call runs each once, in order): a thermal slowdown of the
+    phone lands on all of them, so their latency ratio (int8/fp32) holds. Each gets its
+    report, naming the others in protocol.in_turn_with; if one fails, all of them are
+    error reports naming it.
 
     \b
     Examples:
       dotcom-mobile android bench out/dotcom_tiny_xnnpack_q8.pte
       dotcom-mobile android bench out/dotcom_tiny_xnnpack_q8.pte --serial R5CT1234 --threads 4 --cooldown 60
+      dotcom-mobile android bench out/dotcom_tiny_xnnpack_fp32.pte out/dotcom_tiny_xnnpack_q8.pte --in-turn --threads 4
     """
-    manifest, _ = check_artifact(artifact)
+    if len(artifacts) > 1 and not in_turn:
+        raise _error(f"{len(artifacts)} artifacts: the app times several only together, give --in-turn "
+                     "(or run bench once per artifact)")
+    if in_turn and len(artifacts) < 2:
+        raise _error("--in-turn needs two or more artifacts (their ratio is the point)")
+    check_distinct(artifacts)
+    manifests = [check_artifact(artifact)[0] for artifact in artifacts]
     adb = connect(serial)
     require_app(adb, package)
-    push(adb, artifact, manifest, device_dir)
+    for artifact, manifest in zip(artifacts, manifests):
+        push(adb, artifact, manifest, device_dir)
     adb.shell("run-as", package, "rm", "-f", RESULT_FILE, MINIBENCH_FILE, check=False)
     cool_down(adb, cooldown)
-    start_benchmark(adb, package, device_dir, artifact.name, iters=iters, warmup=warmup, threads=threads,
+    names = [artifact.name for artifact in artifacts]
+    start_benchmark(adb, package, device_dir, ",".join(names), iters=iters, warmup=warmup, threads=threads,
                     cooldown=cooldown)
-    report = wait_for_report(adb, package, timeout, label=f"benchmarking {artifact.name} on {adb.serial}")
+    what = f"{', '.join(names)} in turn" if in_turn else names[0]
+    data = wait_for_report(adb, package, timeout, label=f"benchmarking {what} on {adb.serial}", in_turn=in_turn)
     source = f"{adb.serial}:{package}/{RESULT_FILE}"
-    from dotcom_mobile.report.latency import validate_report
+    if in_turn:
+        reports = in_turn_reports(data, names, source)
+    else:
+        from dotcom_mobile.report.latency import validate_report
 
-    validate_report(report, source=source)
-    if report["artifact"]["name"] != artifact.name:
-        raise _error(f"{source}: reports on {report['artifact']['name']}, not {artifact.name} (an older app?)")
-    path = save_report(with_cpu_fields(report, cpu_fields(adb)), out_dir, source=source)
-    click.echo(format_table([report]))
-    click.echo(f"report: {path}")
-    if report["status"] != "ok":
-        first = (report.get("error") or "").strip().splitlines()
-        raise _error(f"the benchmark failed on {adb.serial}: {first[0] if first else 'no message'} (full text in {path})")
+        report = validate_report(data, source=source)
+        if report["artifact"]["name"] != names[0]:
+            raise _error(f"{source}: reports on {report['artifact']['name']}, not {names[0]} (an older app?)")
+        reports = [report]
+    fields = cpu_fields(adb)
+    paths = [save_report(with_cpu_fields(report, fields), out_dir, source=source) for report in reports]
+    click.echo(format_table(reports))
+    for path in paths:
+        click.echo(f"report: {path}")
+    failed = [(report, path) for report, path in zip(reports, paths) if report["status"] != "ok"]
+    if failed:
+        report, path = failed[0]
+        raise _error(f"the benchmark failed on {adb.serial}: {_first_line(report.get('error')) or 'no message'} "
+                     f"(full text in {path})")
 
 
 @android.command()
@@ -470,6 +563,8 @@ def bench(artifact: Path, serial: str | None, iters: int, warmup: int, threads: 
 @_package_option
 def pull(serial: str | None, out_dir: Path, minibench: Path | None, package: str) -> None:
     """Fetch the app's last benchmark report (headless run) into the report folder.
+
+    After an in-turn run (bench with several artifacts) that is one report per artifact.
 
     \b
     Example:
@@ -485,14 +580,21 @@ def pull(serial: str | None, out_dir: Path, minibench: Path | None, package: str
     except json.JSONDecodeError as e:
         raise _error(f"{adb.serial}:{package}/{RESULT_FILE}: not JSON ({e.msg} at line {e.lineno})") from None
     source = f"{adb.serial}:{package}/{RESULT_FILE}"
-    if isinstance(report, dict):
-        report = with_cpu_fields(report, cpu_fields(adb))
-    path = save_report(report, out_dir, source=source)
+    # An in-turn run (bench with several artifacts) leaves an array, one report per artifact.
+    reports = report if isinstance(report, list) and report else [report]
+    sources = [source] if len(reports) == 1 else [f"{source}[{i}]" for i in range(len(reports))]
+    from dotcom_mobile.report.latency import validate_report
+
+    for r, where in zip(reports, sources):  # all of them before any is saved
+        validate_report(r, source=where)
+    fields = cpu_fields(adb)
+    paths = [save_report(with_cpu_fields(r, fields), out_dir, source=where) for r, where in zip(reports, sources)]
     if minibench is not None:
         mb = read_app_file(adb, package, MINIBENCH_FILE)
         if not mb:
             raise _error(f"no {MINIBENCH_FILE} in {package} on {adb.serial}")
         minibench.write_text(mb)
         click.echo(f"minibench: {minibench}")
-    click.echo(format_table([report]))
-    click.echo(f"report: {path}")
+    click.echo(format_table(reports))
+    for path in paths:
+        click.echo(f"report: {path}")

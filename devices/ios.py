@@ -5,7 +5,9 @@ its ``BenchmarkModels`` folder with the app's own engines (ExecuTorch, Core ML) 
 prints each latency report on one line of the test log. This command stages the
 artifacts there, runs ``xcodebuild test`` against a connected phone, picks the reports
 out of the log, validates them against latency-report v1 and prints the table, so the
-phone's numbers land next to the host's in ``dotcom-mobile report``.
+phone's numbers land next to the host's in ``dotcom-mobile report``. With ``--in-turn``
+the app loads them all and calls each once per step (``protocol.in_turn_with``), so a
+phone that throttles as it warms up slows all of them alike and their ratio holds.
 
 It needs macOS and Xcode; elsewhere it stops with one line saying so. The module's top
 level imports only click and the standard library (``--help`` stays instant).
@@ -33,6 +35,9 @@ STAGING = Path("DoTCoMDemoBenchmarks") / "BenchmarkModels"
 REPORT_PREFIX = "DOTCOM-REPORT-JSON: "
 ARTIFACT_SUFFIXES = (".pte", ".mlpackage")
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_ONLY")
+#: --compute-units when not given: every unit, or one with --in-turn (each artifact is timed once there).
+DEFAULT_COMPUTE_UNITS = ",".join(COMPUTE_UNITS)
+IN_TURN_COMPUTE_UNITS = "ALL"
 
 
 def _error(message: str) -> Exception:
@@ -116,14 +121,43 @@ def xcodebuild_command(xcodebuild: str, project: Path, device: str, result_bundl
     return cmd
 
 
-def test_environment(warmup: int, iters: int, repeats: int, compute_units: Iterable[str]) -> dict[str, str]:
-    """Settings for the test process: xcodebuild hands ``TEST_RUNNER_X`` to it as ``X``."""
+def test_environment(warmup: int, iters: int, repeats: int, compute_units: Iterable[str],
+                     in_turn: bool = False) -> dict[str, str]:
+    """Settings for the test process: xcodebuild hands ``TEST_RUNNER_X`` to it as ``X``.
+
+    ``DOTCOM_IN_TURN`` is always set, to ``0`` too: a ``TEST_RUNNER_DOTCOM_IN_TURN=1``
+    left in the shell must not turn a plain run into an in-turn one.
+    """
     return {
         "TEST_RUNNER_DOTCOM_WARMUP": str(warmup),
         "TEST_RUNNER_DOTCOM_ITERATIONS": str(iters),
         "TEST_RUNNER_DOTCOM_REPEATS": str(repeats),
         "TEST_RUNNER_DOTCOM_COMPUTE_UNITS": ",".join(compute_units),
+        "TEST_RUNNER_DOTCOM_IN_TURN": "1" if in_turn else "0",
     }
+
+
+def check_in_turn(artifacts: Sequence[Path]) -> None:
+    """One line unless ``artifacts`` are two or more different files for ``--in-turn``.
+
+    Different by file name: the app sees them in one folder, and a report names its
+    companions by artifact name.
+    """
+    names = [Path(a).name for a in artifacts]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise _error("--in-turn needs two or more artifacts with different file names (their ratio is the point)")
+
+
+def parse_compute_units(compute_units: str | None, artifacts: Sequence[Path], in_turn: bool) -> list[str]:
+    """The ``--compute-units`` list; with ``--in-turn`` one unit, since each .mlpackage is timed once."""
+    raw = compute_units if compute_units is not None else (IN_TURN_COMPUTE_UNITS if in_turn else DEFAULT_COMPUTE_UNITS)
+    units = [u.strip().upper() for u in raw.split(",") if u.strip()]
+    bad = [u for u in units if u not in COMPUTE_UNITS]
+    if bad or not units:
+        raise _error(f"--compute-units: unknown {', '.join(bad) or 'empty list'} (choose from {', '.join(COMPUTE_UNITS)})")
+    if in_turn and len(units) > 1 and any(Path(a).suffix == ".mlpackage" for a in artifacts):
+        raise _error(f"--in-turn times each .mlpackage once: give one compute unit, not {','.join(units)}")
+    return units
 
 
 def parse_reports(lines: Iterable[str], *, source: str = "xcodebuild") -> list[dict[str, Any]]:
@@ -212,6 +246,8 @@ def _fmt_ms(value: Any) -> str:
 
 def format_table(reports: Sequence[dict[str, Any]]) -> str:
     """Plain-text table: one row per report."""
+    from dotcom_mobile.report.render import runner_label
+
     header = ("artifact", "runner", "units", "cpu kind", "p50 ms", "p90 ms", "mean ms", "load ms", "memory MB",
               "thermal", "status")
     rows = [header]
@@ -219,7 +255,7 @@ def format_table(reports: Sequence[dict[str, Any]]) -> str:
         res = r.get("results") or {}
         mem = res.get("peak_memory_bytes")
         rows.append((
-            r["artifact"]["name"], r["runtime"]["runner"], r["runtime"].get("compute_unit") or "-",
+            r["artifact"]["name"], runner_label(r), r["runtime"].get("compute_unit") or "-",
             r["device"].get("cpu_kind") or "-",
             _fmt_ms(res.get("p50_ms")), _fmt_ms(res.get("p90_ms")), _fmt_ms(res.get("mean_ms")),
             _fmt_ms(res.get("load_ms")), f"{mem / 2**20:.0f}" if isinstance(mem, int) else "-",
@@ -228,6 +264,20 @@ def format_table(reports: Sequence[dict[str, Any]]) -> str:
         ))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def check_reports_in_turn(reports: Sequence[dict[str, Any]], log_path: Path | str) -> None:
+    """One line unless every report read back was timed in turn (``protocol.in_turn_with``).
+
+    An app built before ``DOTCOM_IN_TURN`` existed ignores it and times each artifact
+    alone; its reports are still valid (and saved as such), but not what was asked for.
+    """
+    from dotcom_mobile.report.latency import timed_in_turn
+
+    alone = [r["artifact"]["name"] for r in reports if not timed_in_turn(r)]
+    if alone:
+        raise _error(f"--in-turn: {', '.join(alone)} came back timed alone (no protocol.in_turn_with); "
+                     f"is the app on the phone older than DOTCOM_IN_TURN? See {log_path}")
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -255,6 +305,8 @@ def ios() -> None:
       dotcom-mobile ios bench out/dotcom_tiny_xnnpack_q8.pte --device "My iPhone"
       dotcom-mobile ios bench out/dotcom_tiny_coreml_fp16.pte out/dotcom_tiny_mlpackage_fp16.mlpackage \\
           --device "My iPhone" --team ABCDE12345 --iters 100
+      dotcom-mobile ios bench fp32/dotcom_tiny_xnnpack_fp32.pte q8/dotcom_tiny_xnnpack_q8.pte \\
+          --device "My iPhone" --in-turn
     """
 
 
@@ -268,17 +320,23 @@ def ios() -> None:
               help="Timed iterations per repeat.")
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(min=1),
               help="Repeats of the timed iterations (all samples go into one report).")
-@click.option("--compute-units", default="ALL,CPU_AND_NE,CPU_ONLY", show_default=True, metavar="LIST",
+@click.option("--compute-units", default=None, metavar="LIST",
               help="Core ML compute units to run each .mlpackage with (comma-separated: ALL, CPU_AND_NE, "
-                   "CPU_ONLY). .pte files keep the compute unit chosen at export.")
+                   f"CPU_ONLY; default {DEFAULT_COMPUTE_UNITS}, or {IN_TURN_COMPUTE_UNITS} with --in-turn, "
+                   "which takes one). .pte files keep the compute unit chosen at export.")
 @click.option("--team", metavar="ID", default=None,
               help="Apple development team ID for code signing (DEVELOPMENT_TEAM), unless set in Xcode.")
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(path_type=Path),
               help="Folder for the reports (<artifact>__<runner>__t0.json) and xcodebuild.log.")
 @click.option("--project", "project_dir", default=None, type=click.Path(path_type=Path),
               help=f"The ios_demo folder (default: {IOS_DEMO}).")
-def bench(artifacts: tuple[Path, ...], device: str, warmup: int, iters: int, repeats: int, compute_units: str,
-          team: str | None, out_dir: Path, project_dir: Path | None) -> None:
+@click.option("--in-turn", is_flag=True,
+              help="Time the artifacts together: all loaded in the app at once, each called once per step, so a "
+                   "slow spell of the phone (thermal throttling) lands on all of them and their ratio (int8/fp32, "
+                   "Core ML vs XNNPACK) holds. Reports are <stem>__<runner>-in-turn__t0.json and name the others "
+                   "(protocol.in_turn_with).")
+def bench(artifacts: tuple[Path, ...], device: str, warmup: int, iters: int, repeats: int, compute_units: str | None,
+          team: str | None, out_dir: Path, project_dir: Path | None, in_turn: bool) -> None:
     """Benchmark ARTIFACTS (.pte or .mlpackage, manifest beside each) on a connected iPhone.
 
     Copies the artifacts and their manifests into the benchmark test bundle of the iOS
@@ -288,13 +346,15 @@ def bench(artifacts: tuple[Path, ...], device: str, warmup: int, iters: int, rep
     ExecuTorch (runner `ios`), an .mlpackage on Core ML (runner `coreml`) once per
     compute unit. Feed the reports to `dotcom-mobile report`.
 
+    With --in-turn the artifacts are timed in turn in one app process (every step calls
+    each once), one report each, and every .mlpackage runs with one compute unit.
+
     Needs macOS, Xcode 15 or later, a phone in developer mode, and signing set up once in
     Xcode (or --team).
     """
-    units = [u.strip().upper() for u in compute_units.split(",") if u.strip()]
-    bad = [u for u in units if u not in COMPUTE_UNITS]
-    if bad or not units:
-        raise _error(f"--compute-units: unknown {', '.join(bad) or 'empty list'} (choose from {', '.join(COMPUTE_UNITS)})")
+    if in_turn:
+        check_in_turn(artifacts)
+    units = parse_compute_units(compute_units, artifacts, in_turn)
     paths = [Path(a).resolve() for a in artifacts]
     manifests = [check_artifact(p) for p in paths]  # first: a bad file is worth knowing on any machine
     xcodebuild = require_xcode()
@@ -302,13 +362,13 @@ def bench(artifacts: tuple[Path, ...], device: str, warmup: int, iters: int, rep
     project = root / PROJECT_NAME
     if not project.exists():
         raise _error(f"{project}: iOS demo project not found (run from a dotcom-mobile checkout or pass --project)")
-    expected = sum(1 if p.suffix == ".pte" else len(units) for p in paths)
+    expected = sum(1 if p.suffix == ".pte" else len(units) for p in paths)  # --in-turn: one unit, one each
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stage_artifacts(paths, root / STAGING)
     log_path = out_dir / "xcodebuild.log"
     click.echo(f"Running {len(paths)} artifact(s) on '{device}' through xcodebuild (log: {log_path})")
-    env = {**os.environ, **test_environment(warmup, iters, repeats, units)}
+    env = {**os.environ, **test_environment(warmup, iters, repeats, units, in_turn)}
     reports: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="dotcom-ios-") as tmp, open(log_path, "w") as log:
         cmd = xcodebuild_command(xcodebuild, project, device, Path(tmp) / "bench.xcresult", team)
@@ -336,6 +396,8 @@ def bench(artifacts: tuple[Path, ...], device: str, warmup: int, iters: int, rep
         _write_json_atomic(out_dir / report_file_name(with_chip(report)), report)
     click.echo(format_table(reports))
     click.echo(f"{len(reports)} report(s) in {out_dir}/ (model: {', '.join(sorted({m['model'] for m in manifests}))})")
+    if in_turn:
+        check_reports_in_turn(reports, log_path)
     failed = [r for r in reports if r["status"] != "ok"]
     if failed or len(reports) < expected:
         missing = expected - len(reports)

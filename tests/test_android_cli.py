@@ -2,7 +2,10 @@
 
 The fake records every invocation (argv, and the words the device shell would see after
 parsing the `adb shell` string) and plays a phone: it lists devices, accepts pushes,
-answers `am start` and serves a result file after a few polls. The CLI's behaviour is
+answers `am start` and serves a result file after a few polls: either a fixed file
+(`FAKE_ADB_RESULT`), or, like the app, the report of each model `am start` named
+(`FAKE_ADB_REPORTS`, one `<artifact name>.json` each): one object for one name, an array
+naming the others in `protocol.in_turn_with` for several. The CLI's behaviour is
 checked end to end through `dotcom_mobile.cli.main`, the real entry point.
 """
 
@@ -71,6 +74,8 @@ elif cmd == "shell":
     elif words[:2] == ["dumpsys", "thermalservice"]:
         print("IsStatusOverride: false\nThermal Status: 0")
     elif words[:2] == ["am", "start"]:
+        if "model_name" in words:
+            open(log + ".model_name", "w").write(words[words.index("model_name") + 1])
         print("Starting: Intent { cmp=org.dotcom.demo/.BenchmarkActivity (has extras) }")
         print("Status: ok\nLaunchState: COLD\nTotalTime: 412")
     elif words[:1] == ["run-as"] and words[2:3] == ["cat"]:
@@ -78,10 +83,21 @@ elif cmd == "shell":
         polls = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
         open(counter, "w").write(str(polls))
         result = os.environ.get("FAKE_ADB_RESULT")
-        if not result or polls <= int(os.environ.get("FAKE_ADB_POLLS", "0")):
+        folder = os.environ.get("FAKE_ADB_REPORTS")
+        if (not result and not folder) or polls <= int(os.environ.get("FAKE_ADB_POLLS", "0")):
             print(f"cat: {words[3]}: No such file or directory", file=sys.stderr)
             sys.exit(1)
-        sys.stdout.write(open(result).read())
+        if result:
+            sys.stdout.write(open(result).read())
+        else:  # as the app: one report per model named, timed in turn when several
+            names = open(log + ".model_name").read().split(",")
+            reports = [json.load(open(os.path.join(folder, name + ".json"))) for name in names]
+            if len(reports) == 1:
+                sys.stdout.write(json.dumps(reports[0]))
+            else:
+                for report, name in zip(reports, names):
+                    report["protocol"]["in_turn_with"] = [n for n in names if n != name]
+                sys.stdout.write(json.dumps(reports))
 else:
     print(f"adb: unknown command {cmd}", file=sys.stderr)
     sys.exit(1)
@@ -136,7 +152,27 @@ def artifact(tmp_path_factory, toy) -> Path:
     return pte
 
 
-def phone_report(latencies: list[float], *, status: str = "ok", threads: int = 2) -> dict:
+@pytest.fixture(scope="module")
+def fp32_artifact(tmp_path_factory, artifact) -> Path:
+    """The fp32 partner of ``artifact`` for in-turn runs (same bytes: the phone is fake), with its manifest."""
+    from dotcom_mobile.export.manifest import build_manifest, write_manifest
+    from dotcom_mobile.model import PreprocessConfig
+
+    folder = tmp_path_factory.mktemp("fp32")
+    pte = folder / "dotcom_tiny_xnnpack_fp32.pte"
+    pte.write_bytes(artifact.read_bytes())
+    q8 = json.loads(artifact.with_suffix(".json").read_text())
+    meta = {"model": "dotcom_tiny", "task": "classify", "num_classes": 4, "class_names": q8["labels"],
+            "preprocess": PreprocessConfig()}
+    manifest = build_manifest(artifact=pte, meta=meta, input_shape=(1, 3, 64, 64),
+                              outputs=[{"name": "logits", "shape": [1, 4], "kind": "logits"}],
+                              backend="xnnpack", quantization="fp32", delegation=q8["delegation"])
+    write_manifest(manifest, folder / "dotcom_tiny_xnnpack_fp32.json")
+    return pte
+
+
+def phone_report(latencies: list[float], *, status: str = "ok", threads: int = 2,
+                 name: str = "dotcom_tiny_xnnpack_q8.pte", error: str | None = None) -> dict:
     """What the app writes (latency-report v1, runner android), statistics from report.stats."""
     from dotcom_mobile.report.stats import summarize
 
@@ -146,9 +182,9 @@ def phone_report(latencies: list[float], *, status: str = "ok", threads: int = 2
                    "peak_memory_bytes": 84_000_000, "outputs_verified": None}
     return {
         "schema": "latency-report", "schema_version": 1,
-        "artifact": {"name": "dotcom_tiny_xnnpack_q8.pte", "path": "/data/local/tmp/dotcom/dotcom_tiny_xnnpack_q8.pte",
-                     "backend": "xnnpack", "quantization": "q8", "model": "dotcom_tiny", "task": "classify",
-                     "input_shape": [1, 3, 64, 64]},
+        "artifact": {"name": name, "path": f"/data/local/tmp/dotcom/{name}",
+                     "backend": "xnnpack", "quantization": name.rsplit("_", 1)[-1].split(".")[0],
+                     "model": "dotcom_tiny", "task": "classify", "input_shape": [1, 3, 64, 64]},
         "device": {"platform": "android", "os": "Android 15 (API 35)", "model": "Google Pixel 8",
                    "cpu": "Google Tensor G3 (arm64-v8a)", "cores": 9, "threads": threads,
                    "thermal_state": "NONE", "cpu_freq_khz": [1704000] * 9, "memory_bytes": 8_000_000_000},
@@ -159,7 +195,7 @@ def phone_report(latencies: list[float], *, status: str = "ok", threads: int = 2
         "delegation": {"delegated_nodes": 99, "total_nodes": 100, "fraction": 0.99, "partitions": 1,
                        "non_delegated_ops": {}},
         "status": status,
-        "error": None if status == "ok" else ("cannot load dotcom_tiny_xnnpack_q8.pte: Error 0x20\n"
+        "error": None if status == "ok" else (error or "cannot load dotcom_tiny_xnnpack_q8.pte: Error 0x20\n"
                                               "ExecuTorch log:\nE 00:00:00.1 executorch:method.cpp:112] Missing operator"),
         "created_at": "2026-11-24T01:00:00Z",
     }
@@ -169,6 +205,17 @@ def serve(tmp_path, monkeypatch, report: dict | str, polls: int = 2) -> None:
     path = tmp_path / "served.json"
     path.write_text(report if isinstance(report, str) else json.dumps(report))
     monkeypatch.setenv("FAKE_ADB_RESULT", str(path))
+    monkeypatch.setenv("FAKE_ADB_POLLS", str(polls))
+
+
+def serve_as_app(tmp_path, monkeypatch, reports: list[dict], polls: int = 0) -> None:
+    """The fake answers as the app would for the models `am start` names, from these reports."""
+    folder = tmp_path / "phone_reports"
+    folder.mkdir(exist_ok=True)
+    for report in reports:
+        (folder / f"{report['artifact']['name']}.json").write_text(json.dumps(report))
+    monkeypatch.delenv("FAKE_ADB_RESULT", raising=False)
+    monkeypatch.setenv("FAKE_ADB_REPORTS", str(folder))
     monkeypatch.setenv("FAKE_ADB_POLLS", str(polls))
 
 
@@ -367,3 +414,117 @@ def test_bench_without_a_readable_cpuinfo_leaves_the_kind_out(fake_adb, artifact
         capsys.readouterr().err
     report = json.loads((tmp_path / "r" / "dotcom_tiny_xnnpack_q8__android__t2.json").read_text())
     assert report["device"].get("cpu_kind") is None  # unknown is not invented
+
+
+def test_bench_in_turn_end_to_end(fake_adb, artifact, fp32_artifact, tmp_path, monkeypatch, capsys):
+    """Two artifacts: one app run times them in turn; two reports, each naming the other."""
+    serve_as_app(tmp_path, monkeypatch, [phone_report([20.0, 22.5, 21.0, 30.0], name=fp32_artifact.name),
+                                         phone_report([12.0, 13.0, 12.5, 14.0], name=artifact.name)], polls=2)
+    out = tmp_path / "reports"
+    rc = main(["android", "bench", str(fp32_artifact), str(artifact), "--in-turn", "--iters", "4", "--warmup", "3",
+               "--threads", "2", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+
+    pushes = [a[3:] for a in fake_adb.argv() if a[2:3] == ["push"]]
+    assert pushes == [[str(p), f"/data/local/tmp/dotcom/{p.name}"]
+                      for pte in (fp32_artifact, artifact) for p in (pte, pte.with_suffix(".json"))]
+    starts = [w for w in fake_adb.shell() if w[:2] == ["am", "start"]]
+    assert len(starts) == 1  # one app run for both
+    extras = dict(zip(starts[0][7::3], starts[0][8::3]))
+    assert extras["model_name"] == "dotcom_tiny_xnnpack_fp32.pte,dotcom_tiny_xnnpack_q8.pte"
+
+    from dotcom_mobile.report.latency import timed_in_turn, validate_report
+
+    saved = {p: out / f"{p.stem}__android-in-turn__t2.json" for p in (fp32_artifact, artifact)}
+    assert sorted(out.iterdir()) == sorted(saved.values())
+    fp32, q8 = (validate_report(saved[p]) for p in (fp32_artifact, artifact))
+    assert fp32["protocol"]["in_turn_with"] == [artifact.name]
+    assert q8["protocol"]["in_turn_with"] == [fp32_artifact.name]
+    assert timed_in_turn(fp32) and timed_in_turn(q8)
+    assert fp32["results"]["latencies_ms"] == [20.0, 22.5, 21.0, 30.0]
+    assert q8["results"]["latencies_ms"] == [12.0, 13.0, 12.5, 14.0]
+    assert fp32["device"]["cpu_kind"] == q8["device"]["cpu_kind"] == "arm64-i8mm"
+    # One table with both rows, marked as timed in turn, and both files named.
+    rows = [ln for ln in captured.out.splitlines() if "dotcom_tiny_xnnpack_" in ln and "in turn" in ln]
+    assert len(rows) == 2 and "21.75" in rows[0] and "12.75" in rows[1]
+    assert f"report: {saved[fp32_artifact]}" in captured.out and f"report: {saved[artifact]}" in captured.out
+
+    # `pull` takes the array again.
+    assert main(["android", "pull", "--out", str(tmp_path / "pulled")]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "pulled").iterdir()) == sorted(p.name for p in saved.values())
+
+
+def test_bench_with_one_artifact_serves_one_report_as_before(fake_adb, artifact, tmp_path, monkeypatch, capsys):
+    serve_as_app(tmp_path, monkeypatch, [phone_report([5.0, 6.0], name=artifact.name)])
+    out = tmp_path / "reports"
+    assert main(["android", "bench", str(artifact), "--threads", "2", "--out", str(out)]) == 0, capsys.readouterr().err
+    report = json.loads((out / "dotcom_tiny_xnnpack_q8__android__t2.json").read_text())
+    assert "in_turn_with" not in report["protocol"]
+
+
+def test_bench_refuses_the_same_artifact_twice(fake_adb, artifact, tmp_path, capsys):
+    assert main(["android", "bench", str(artifact), str(artifact), "--in-turn"]) == 1
+    assert capsys.readouterr().err == f"Error: {artifact} is given twice: an in-turn run times each artifact once\n"
+    other = tmp_path / artifact.name  # another file with the same name would overwrite it on the phone
+    other.write_bytes(artifact.read_bytes())
+    assert main(["android", "bench", str(artifact), str(other), "--in-turn"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "have the same file name" in err and "Traceback" not in err
+    assert fake_adb.argv() == []  # nothing was pushed
+
+
+def test_bench_of_several_artifacts_asks_for_in_turn(fake_adb, artifact, fp32_artifact, capsys):
+    """Several artifacts are only timed together, so that is asked for by name; --in-turn alone needs two."""
+    assert main(["android", "bench", str(fp32_artifact), str(artifact)]) == 1
+    assert capsys.readouterr().err == ("Error: 2 artifacts: the app times several only together, give --in-turn "
+                                       "(or run bench once per artifact)\n")
+    assert main(["android", "bench", str(artifact), "--in-turn"]) == 1
+    assert capsys.readouterr().err == "Error: --in-turn needs two or more artifacts (their ratio is the point)\n"
+    assert fake_adb.argv() == []
+
+
+def test_bench_in_turn_error_names_the_failing_program(fake_adb, artifact, fp32_artifact, tmp_path, monkeypatch,
+                                                        capsys):
+    """One program failed: every member is an error report naming it; all are saved, the exit is one line."""
+    why = "dotcom_tiny_xnnpack_q8.pte: inference failed: Error 0x12\nExecuTorch log:\nE 00:00 method.cpp:99]"
+    serve_as_app(tmp_path, monkeypatch, [phone_report([], status="error", name=fp32_artifact.name, error=why),
+                                         phone_report([], status="error", name=artifact.name, error=why)])
+    out = tmp_path / "reports"
+    rc = main(["android", "bench", str(fp32_artifact), str(artifact), "--in-turn", "--threads", "2", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    first = out / "dotcom_tiny_xnnpack_fp32__android-in-turn__t2.json"
+    assert err.strip().splitlines()[-1] == (
+        f"Error: the benchmark failed on R5CT1234: dotcom_tiny_xnnpack_q8.pte: inference failed: Error 0x12 "
+        f"(full text in {first})")
+    assert "Traceback" not in err
+    from dotcom_mobile.report.latency import validate_report
+
+    for pte in (fp32_artifact, artifact):
+        report = validate_report(out / f"{pte.stem}__android-in-turn__t2.json")
+        assert report["status"] == "error" and report["error"] == why
+        assert report["protocol"]["in_turn_with"] == [p.name for p in (fp32_artifact, artifact) if p != pte]
+
+
+def test_bench_in_turn_refuses_reports_not_timed_in_turn(fake_adb, artifact, fp32_artifact, tmp_path, monkeypatch,
+                                                         capsys):
+    """An array without in_turn_with, or one report for two artifacts (an older app): one line, nothing saved."""
+    out = tmp_path / "reports"
+    serve(tmp_path, monkeypatch, json.dumps([phone_report([5.0], name=fp32_artifact.name),
+                                             phone_report([4.0], name=artifact.name)]), polls=0)
+    assert main(["android", "bench", str(fp32_artifact), str(artifact), "--in-turn", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "Error: R5CT1234:org.dotcom.demo/files/benchmark_results.json[0]: dotcom_tiny_xnnpack_fp32.pte was timed in "
+        "turn with nothing, not dotcom_tiny_xnnpack_q8.pte (an older app?)")
+    old_app = phone_report([], status="error", error="no model dotcom_tiny_xnnpack_fp32.pte,dotcom_tiny_xnnpack_q8.pte "
+                                                      "in /data/local/tmp/dotcom")
+    serve(tmp_path, monkeypatch, old_app, polls=0)
+    assert main(["android", "bench", str(fp32_artifact), str(artifact), "--in-turn", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "Error: R5CT1234:org.dotcom.demo/files/benchmark_results.json: 1 report(s) for 2 artifacts (no model "
+        "dotcom_tiny_xnnpack_fp32.pte,dotcom_tiny_xnnpack_q8.pte in /data/local/tmp/dotcom); an app without in-turn "
+        "runs? (install the current build)")
+    assert not out.exists()

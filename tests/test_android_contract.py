@@ -3,8 +3,9 @@
 `android_demo/tools/check.sh` compiles the core with a real Kotlin compiler and leaves a
 runnable jar (`build/android/dotcom-core.jar`, main class ContractMain). Here that jar
 parses a manifest written by the real export command, writes a latency report that must
-validate against latency-report v1 and agree with report/stats.py, and preprocesses an
-image the way PreprocessConfig.transform() does.
+validate against latency-report v1 and agree with report/stats.py, times two programs in
+turn (the loop the app runs, on a scripted clock) into the app's array of reports, and
+preprocesses an image the way PreprocessConfig.transform() does.
 """
 
 from __future__ import annotations
@@ -103,6 +104,70 @@ def test_core_rejects_a_bad_manifest_with_one_line(core_jar, exported, tmp_path)
     n = manifest["num_classes"]
     assert proc.stderr.strip() == f"error: labels has {n - 1} names but num_classes is {n}"
     assert not (tmp_path / "r.json").exists()
+
+
+def _pair_of_manifests(exported, tmp_path) -> tuple[list[Path], list[str]]:
+    """The exported manifest and a copy describing another file name: two programs to time in turn."""
+    manifest_path, manifest = exported
+    other = dict(manifest, artifact=dict(manifest["artifact"], file="partner_" + manifest["artifact"]["file"]))
+    other_path = tmp_path / "partner.json"
+    other_path.write_text(json.dumps(other))
+    return [manifest_path, other_path], [manifest["artifact"]["file"], other["artifact"]["file"]]
+
+
+@pytest.mark.slow
+def test_core_in_turn_reports_validate_and_name_each_other(core_jar, exported, tmp_path):
+    """core's InTurn loop as the app runs it: a JSON array, a valid report each, naming the other."""
+    from dotcom_mobile.report.latency import report_filename, timed_in_turn, validate_report
+    from dotcom_mobile.report.stats import summarize
+
+    manifests, names = _pair_of_manifests(exported, tmp_path)
+    # Per program: first call, one more warm-up call (warm-up 2), then 4 timed calls; B twice as slow.
+    a = [9.0, 5.0, 1.25, 2.5, 1.5, 3.0]
+    b = [2 * x for x in a]
+    out = tmp_path / "benchmark_results.json"
+    proc = run_core(core_jar, "in-turn", "--manifests", ",".join(map(str, manifests)), "--warmup", "2",
+                    "--call-ms", ";".join(",".join(map(repr, calls)) for calls in (a, b)), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+
+    reports = json.loads(out.read_text())
+    assert isinstance(reports, list) and len(reports) == 2
+    for report, name, other, calls in zip(reports, names, names[::-1], (a, b)):
+        validate_report(report, source=f"{name} report")
+        assert report["status"] == "ok" and report["artifact"]["name"] == name
+        assert report["protocol"]["in_turn_with"] == [other] and timed_in_turn(report)
+        assert (report["protocol"]["warmup"], report["protocol"]["iterations"]) == (2, 4)
+        res = report["results"]
+        assert res["first_inference_ms"] == calls[0]
+        assert res["latencies_ms"] == calls[2:]  # exact: the clock is scripted
+        for key, want in summarize(calls[2:]).items():
+            assert math.isclose(res[key], want, rel_tol=1e-12), (key, res[key], want)
+    assert [report_filename(r) for r in reports] == [f"{Path(n).stem}__android-in-turn__t0.json" for n in names]
+
+    # One program alone is the same loop: one report (an object, as the app has always written), no in_turn_with.
+    proc = run_core(core_jar, "in-turn", "--manifests", str(manifests[0]), "--call-ms", "3,1,2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    alone = validate_report(out)
+    assert "in_turn_with" not in alone["protocol"] and not timed_in_turn(alone)
+    assert (alone["results"]["first_inference_ms"], alone["results"]["latencies_ms"]) == (3.0, [1.0, 2.0])
+
+
+@pytest.mark.slow
+def test_core_in_turn_failure_is_an_error_report_for_each(core_jar, exported, tmp_path):
+    """The second program throws: both reports are errors naming it, and still name each other."""
+    from dotcom_mobile.report.latency import validate_report
+
+    manifests, names = _pair_of_manifests(exported, tmp_path)
+    out = tmp_path / "benchmark_results.json"
+    proc = run_core(core_jar, "in-turn", "--manifests", ",".join(map(str, manifests)), "--call-ms", "1,1,1;2,2,2",
+                    "--fail", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    reports = json.loads(out.read_text())
+    for report, name, other in zip(reports, names, names[::-1]):
+        validate_report(report, source=f"{name} report")
+        assert report["status"] == "error" and report["results"] is None
+        assert report["error"] == f"{names[1]}: forward failed on call 3"
+        assert report["protocol"]["in_turn_with"] == [other]
 
 
 def _test_image(width: int, height: int, seed: int = 0):

@@ -162,12 +162,119 @@ def test_xcodebuild_arguments_keep_device_names_whole(tmp_path):
     assert "-only-testing:DoTCoMDemoBenchmarks/ModelBenchmarkTests/testBenchmarkEveryBundledModel" in cmd
     assert "DEVELOPMENT_TEAM=ABCDE12345" in cmd
     # The names the XCTest target reads (ModelBenchmarkTests.swift), via TEST_RUNNER_.
-    env = test_environment(3, 20, 2, ["ALL", "CPU_ONLY"])
+    env = test_environment(3, 20, 2, ["ALL", "CPU_ONLY"], in_turn=True)
     swift = (IOS / "DoTCoMDemoBenchmarks" / "ModelBenchmarkTests.swift").read_text()
     for key, value in env.items():
         assert key.startswith("TEST_RUNNER_")
         assert f'"{key[len("TEST_RUNNER_"):]}"' in swift
     assert env["TEST_RUNNER_DOTCOM_COMPUTE_UNITS"] == "ALL,CPU_ONLY"
+    assert env["TEST_RUNNER_DOTCOM_IN_TURN"] == "1"
+    # Off is spelled out: a TEST_RUNNER_DOTCOM_IN_TURN=1 left in the shell must not leak into a plain run.
+    assert test_environment(3, 20, 2, ["ALL"])["TEST_RUNNER_DOTCOM_IN_TURN"] == "0"
+
+
+def _main(capsys, argv: list[str]) -> tuple[int, str, str]:
+    """``dotcom-mobile ARGV`` through the real entry point, in this process."""
+    from dotcom_mobile.cli import main
+
+    capsys.readouterr()
+    rc = main(argv)
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+@pytest.mark.parametrize("artifacts", [["a.pte"], ["a.pte", "a.pte"], ["a.pte", "other/a.pte"]],
+                         ids=["one", "twice", "same-name"])
+def test_ios_bench_in_turn_refuses_fewer_than_two_artifacts_first(capsys, tmp_path, artifacts):
+    """Before any file is read or Xcode looked for (these files do not exist, this is not a Mac)."""
+    rc, out, err = _main(capsys, ["ios", "bench", *(str(tmp_path / a) for a in artifacts), "--device", "x",
+                                  "--in-turn", "--out", str(tmp_path / "reports")])
+    assert rc == 1 and out == ""
+    assert err.strip().splitlines() == [
+        "Error: --in-turn needs two or more artifacts with different file names (their ratio is the point)"]
+    assert not (tmp_path / "reports").exists()
+
+
+def test_ios_bench_in_turn_takes_one_compute_unit(capsys, tmp_path):
+    from dotcom_mobile.devices.ios import parse_compute_units
+
+    a, b = tmp_path / "a.pte", tmp_path / "b.mlpackage"
+    rc, _, err = _main(capsys, ["ios", "bench", str(a), str(b), "--device", "x", "--in-turn",
+                                "--compute-units", "ALL,CPU_ONLY"])
+    assert rc == 1
+    assert err.strip().splitlines() == ["Error: --in-turn times each .mlpackage once: give one compute unit, "
+                                        "not ALL,CPU_ONLY"]
+    assert parse_compute_units(None, [a, b], in_turn=True) == ["ALL"]
+    assert parse_compute_units(None, [a, b], in_turn=False) == ["ALL", "CPU_AND_NE", "CPU_ONLY"]
+    assert parse_compute_units("cpu_only", [a, b], in_turn=True) == ["CPU_ONLY"]
+    assert parse_compute_units("ALL,CPU_ONLY", [a, tmp_path / "c.pte"], in_turn=True) == ["ALL", "CPU_ONLY"]
+
+
+FAKE_XCODEBUILD = r'''#!{python}
+"""A fake xcodebuild: records the test settings it was given and prints the prepared reports."""
+import json, os
+env = {{k: v for k, v in os.environ.items() if k.startswith("TEST_RUNNER_")}}
+json.dump({{"env": env, "staged": sorted(os.listdir("DoTCoMDemoBenchmarks/BenchmarkModels"))}},
+          open(os.environ["FAKE_XCODEBUILD_LOG"], "w"))
+for report in json.load(open(os.environ["FAKE_REPORTS"])):
+    print("Test Case '-[ModelBenchmarkTests testBenchmarkEveryBundledModel]' DOTCOM-REPORT-JSON: " + json.dumps(report))
+print("** TEST SUCCEEDED **")
+'''
+
+
+@pytest.mark.parametrize("app_knows_in_turn", [True, False], ids=["in-turn", "old-app"])
+def test_ios_bench_in_turn_end_to_end_with_a_fake_xcodebuild(capsys, tmp_path, toy, monkeypatch, app_knows_in_turn):
+    """`--in-turn` reaches the test process as DOTCOM_IN_TURN=1; reports timed alone are saved, then refused."""
+    from dotcom_mobile.devices import ios
+    from dotcom_mobile.report.latency import make_report, mark_in_turn
+
+    artifacts = []
+    for quant in ("fp32", "q8"):
+        artifact = tmp_path / quant / f"dotcom_tiny_xnnpack_{quant}.pte"
+        artifact.parent.mkdir()
+        artifact.write_bytes(toy["xnnpack"].read_bytes())
+        artifact.with_suffix(".json").write_text(json.dumps(_manifest(artifact)))
+        artifacts.append(artifact)
+    project = tmp_path / "ios_demo"
+    (project / "DoTCoMDemo.xcodeproj").mkdir(parents=True)
+    reports = [make_report(artifact={"name": a.name, "backend": "xnnpack", "quantization": q}, runner="ios",
+                           threads=0, warmup=2, iterations=3, repeats=1, latencies_ms=lat, load_ms=20.0,
+                           first_inference_ms=9.0, executorch_version="1.5.1", clock="mach_absolute_time",
+                           device={"platform": "ios", "os": "iOS 17.5", "model": "iPhone15,2", "threads": 0,
+                                   "thermal_state": "nominal"})
+               for a, q, lat in zip(artifacts, ("fp32", "q8"), ([4.0, 4.5, 4.25], [3.0, 3.5, 3.25]))]
+    if app_knows_in_turn:
+        reports = mark_in_turn(reports)
+    (tmp_path / "reports.json").write_text(json.dumps(reports))
+    fake = tmp_path / "xcodebuild"
+    fake.write_text(FAKE_XCODEBUILD.format(python=sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setattr(ios, "require_xcode", lambda: str(fake))
+    monkeypatch.setenv("FAKE_REPORTS", str(tmp_path / "reports.json"))
+    monkeypatch.setenv("FAKE_XCODEBUILD_LOG", str(tmp_path / "fake.json"))
+    monkeypatch.setenv("TEST_RUNNER_DOTCOM_IN_TURN", "0")  # the flag wins over the shell
+
+    out_dir = tmp_path / "out"
+    rc, out, err = _main(capsys, ["ios", "bench", *map(str, artifacts), "--device", "My iPhone", "--in-turn",
+                                  "--iters", "3", "--warmup", "2", "--project", str(project), "--out", str(out_dir)])
+    seen = json.loads((tmp_path / "fake.json").read_text())
+    assert seen["env"]["TEST_RUNNER_DOTCOM_IN_TURN"] == "1"
+    assert seen["env"]["TEST_RUNNER_DOTCOM_COMPUTE_UNITS"] == "ALL"
+    assert seen["staged"] == sorted([a.name for a in artifacts] + [a.with_suffix(".json").name for a in artifacts])
+    saved = sorted(p.name for p in out_dir.glob("*.json"))
+    if app_knows_in_turn:
+        assert rc == 0, err
+        assert saved == ["dotcom_tiny_xnnpack_fp32__ios-in-turn__t0.json", "dotcom_tiny_xnnpack_q8__ios-in-turn__t0.json"]
+        assert "ios, in turn" in out
+        q8 = json.loads((out_dir / saved[1]).read_text())
+        assert q8["protocol"]["in_turn_with"] == ["dotcom_tiny_xnnpack_fp32.pte"]
+    else:
+        assert rc == 1
+        assert saved == ["dotcom_tiny_xnnpack_fp32__ios__t0.json", "dotcom_tiny_xnnpack_q8__ios__t0.json"]
+        assert err.strip().splitlines() == [
+            "Error: --in-turn: dotcom_tiny_xnnpack_fp32.pte, dotcom_tiny_xnnpack_q8.pte came back timed alone "
+            "(no protocol.in_turn_with); is the app on the phone older than DOTCOM_IN_TURN? "
+            f"See {out_dir / 'xcodebuild.log'}"]
 
 
 def _manifest(artifact: Path) -> dict:

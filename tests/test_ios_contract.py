@@ -138,6 +138,63 @@ def test_swift_error_report_validates(swift, tmp_path):
     assert report_file_name(report) == "dotcom_tiny_xnnpack_q8__coreml__t0__cpu_only.json"
 
 
+def _in_turn_pair(tmp_path: Path) -> list[Path]:
+    """Two manifests of one model, int8 and fp32: the pair whose ratio in-turn timing is for."""
+    q8 = handmade_manifest(tmp_path)
+    fp32 = handmade_manifest(tmp_path)
+    data = json.loads(fp32.read_text())
+    data["artifact"]["file"] = "dotcom_tiny_xnnpack_fp32.pte"
+    data["quantization"] = "fp32"
+    fp32.write_text(json.dumps(data))
+    return [q8, fp32]
+
+
+def test_swift_in_turn_reports_validate_and_name_each_other(swift, tmp_path):
+    """DoTCoMKit's InTurn loop (fake programs, fake clock with a slow spell) -> the app's reports."""
+    from dotcom_mobile.devices.ios import report_file_name
+    from dotcom_mobile.report.latency import timed_in_turn, validate_report
+
+    out = tmp_path / "reports"
+    # Program 0 costs 2 ms a call, program 1 3.5 ms, times the same slow-spell factor per step.
+    printed = contract("in-turn", out, *_in_turn_pair(tmp_path), "--costs", "2,3.5", "--warmup", "2",
+                       "--iterations", "6", "--repeats", "2").stdout.split()
+    assert sorted(printed) == sorted(p.name for p in out.iterdir())
+    q8, fp32 = (validate_report(out / name) for name in printed)
+    names = ["dotcom_tiny_xnnpack_q8.pte", "dotcom_tiny_xnnpack_fp32.pte"]
+    assert [q8["artifact"]["name"], fp32["artifact"]["name"]] == names
+    assert q8["protocol"]["in_turn_with"] == [names[1]]
+    assert fp32["protocol"]["in_turn_with"] == [names[0]]
+    assert timed_in_turn(q8) and timed_in_turn(fp32)
+    # The Swift file name is the Python one (report_filename's `-in-turn`).
+    assert printed == [report_file_name(q8), report_file_name(fp32)] == [
+        "dotcom_tiny_xnnpack_q8__ios-in-turn__t0.json", "dotcom_tiny_xnnpack_fp32__ios-in-turn__t0.json"]
+    assert q8["protocol"]["warmup"] == 2 and q8["protocol"]["repeats"] == 2
+    a, b = q8["results"]["latencies_ms"], fp32["results"]["latencies_ms"]
+    assert len(a) == len(b) == 12
+    # The slow spell moved every sample, yet each step's ratio is the programs' ratio.
+    assert len(set(a)) > 1
+    assert [y / x for x, y in zip(a, b)] == pytest.approx([1.75] * 12, rel=1e-12)
+    assert fp32["results"]["first_inference_ms"] / q8["results"]["first_inference_ms"] == pytest.approx(1.75)
+    for report, samples in ((q8, a), (fp32, b)):
+        for key, want in summarize(samples).items():
+            assert report["results"][key] == pytest.approx(want, rel=1e-9, abs=0), key
+
+
+def test_swift_in_turn_failure_gives_each_an_error_report_naming_the_culprit(swift, tmp_path):
+    from dotcom_mobile.report.latency import validate_report
+
+    out = tmp_path / "reports"
+    printed = contract("in-turn", out, *_in_turn_pair(tmp_path), "--fail", "1").stdout.split()
+    reports = [validate_report(out / name) for name in printed]
+    assert len(reports) == 2
+    for report in reports:
+        assert report["status"] == "error" and report["results"] is None
+        assert report["error"] == ("dotcom_tiny_xnnpack_fp32.pte: forward failed: "
+                                   "backend 'XnnpackBackend' is not registered")
+    assert [r["protocol"]["in_turn_with"] for r in reports] == [["dotcom_tiny_xnnpack_fp32.pte"],
+                                                                ["dotcom_tiny_xnnpack_q8.pte"]]
+
+
 def test_swift_rejects_a_broken_manifest_with_the_field(swift, tmp_path):
     manifest = handmade_manifest(tmp_path)
     data = json.loads(manifest.read_text())

@@ -9,63 +9,93 @@ struct BenchmarkSettings: Equatable {
     var computeUnits: ComputeUnitsChoice = .all
 }
 
-/// The benchmark loop shared by the Benchmark screen and the XCTest benchmark target.
+/// The benchmarks of the Benchmark screen and the XCTest benchmark target.
 ///
 /// Protocol, in the same order as the host runners: load (timed), one first inference
 /// (timed, it includes lazy initialisation), `warmup` untimed runs, then `repeats` x
-/// `iterations` timed runs on the same random input. Time comes from
-/// `DispatchTime.uptimeNanoseconds`, i.e. `mach_absolute_time`. Memory is the largest
-/// `phys_footprint` seen after loading and after each timed run.
+/// `iterations` timed runs on the same random input. The runs are DoTCoMKit's
+/// ``InTurn`` loop, timed with `DispatchTime.uptimeNanoseconds`, i.e. `mach_absolute_time`.
+/// Memory is the largest `phys_footprint` seen after loading and after each timed step.
 ///
 /// It never throws: a failure (missing manifest, unregistered backend...) becomes a
 /// report with `status: error`, so a batch over many models still yields one file each.
 enum Benchmarker {
+    /// One model timed alone: ``runInTurn(_:settings:progress:)`` of one.
     static func run(_ model: ModelEntry, settings: BenchmarkSettings,
                     progress: ((Double) -> Void)? = nil) -> LatencyReport {
-        let device = DeviceInfo.reportDevice()
-        let proto = LatencyReport.BenchProtocol(warmup: settings.warmup, iterations: settings.iterations,
-                                                repeats: max(settings.repeats, 1), input: "random")
-        let manifest = try? model.requireManifest()
-        let artifact = manifest.map { LatencyReport.Artifact(manifest: $0, path: model.url.lastPathComponent) }
-            ?? ArtifactName.artifact(fromFileName: model.name)
-        var engine: InferenceEngine?
-        do {
-            let m = try model.requireManifest()
-            let e = try EngineFactory.make(for: model, computeUnits: settings.computeUnits)
-            engine = e
-            let shape = m.input.shape
-            let input = randomInput(count: shape.reduce(1, *))
+        runInTurn([model], settings: settings, progress: progress)[0]
+    }
 
+    /// `models` loaded together and called in turn (A, B, A, B, ...): a thermal slow
+    /// spell of the phone lands on all of them, so their latency ratio holds. One report
+    /// per model, in order; with several, each names the others in `protocol.in_turn_with`
+    /// and its peak memory holds all of them. One failure stops the group: every member
+    /// gets an error report naming the model that failed (its numbers would be a group's
+    /// with a member missing).
+    static func runInTurn(_ models: [ModelEntry], settings: BenchmarkSettings,
+                          progress: ((Double) -> Void)? = nil) -> [LatencyReport] {
+        let device = DeviceInfo.reportDevice()
+        let repeats = max(settings.repeats, 1)
+        let proto = LatencyReport.BenchProtocol(warmup: settings.warmup, iterations: settings.iterations,
+                                                repeats: repeats, input: "random")
+        let manifests = models.map { try? $0.requireManifest() }
+        let artifacts = zip(models, manifests).map { model, manifest in
+            manifest.map { LatencyReport.Artifact(manifest: $0, path: model.url.lastPathComponent) }
+                ?? ArtifactName.artifact(fromFileName: model.name)
+        }
+        var engines = [InferenceEngine?](repeating: nil, count: models.count)
+        func runtime(_ k: Int) -> LatencyReport.Runtime {
+            engines[k]?.runtime ?? fallbackRuntime(models[k], manifest: manifests[k], settings: settings)
+        }
+        let reports: [LatencyReport]
+        do {
+            var programs = [() throws -> Void]()
+            var loadMs = [Double]()
             var peak = DeviceInfo.physFootprint() ?? 0
-            let loadMs = try time { try e.load() }.ms
-            peak = max(peak, DeviceInfo.physFootprint() ?? 0)
-            let firstMs = try time { _ = try e.predict(input, shape: shape) }.ms
-            for _ in 0..<settings.warmup {
-                _ = try e.predict(input, shape: shape)
-            }
-            var latencies = [Double]()
-            let total = max(settings.repeats, 1) * settings.iterations
-            latencies.reserveCapacity(total)
-            for _ in 0..<max(settings.repeats, 1) {
-                for _ in 0..<settings.iterations {
-                    latencies.append(try time { _ = try e.predict(input, shape: shape) }.ms)
+            for (k, model) in models.enumerated() {
+                do {
+                    let m = try model.requireManifest()
+                    let e = try EngineFactory.make(for: model, computeUnits: settings.computeUnits)
+                    engines[k] = e
+                    let shape = m.input.shape
+                    let input = randomInput(count: shape.reduce(1, *))
+                    loadMs.append(try time { try e.load() }.ms)
                     peak = max(peak, DeviceInfo.physFootprint() ?? 0)
-                    progress?(Double(latencies.count) / Double(max(total, 1)))
+                    programs.append { _ = try e.predict(input, shape: shape) }
+                } catch {
+                    throw InTurn.ProgramError(index: k, underlying: error)
                 }
             }
-            guard !latencies.isEmpty else { throw DoTCoMError.benchmark("iterations must be at least 1") }
-            let results = try LatencyReport.Results(loadMs: loadMs, firstInferenceMs: firstMs, latenciesMs: latencies,
-                                                    peakMemoryBytes: peak > 0 ? peak : nil)
-            return LatencyReport(artifact: artifact, device: device, runtime: e.runtime, protocol: proto,
-                                 results: results, delegation: m.delegation)
+            let total = repeats * settings.iterations
+            let timings = try InTurn.time(programs: programs, warmup: settings.warmup, iterations: settings.iterations,
+                                          repeats: repeats, afterStep: { done in
+                peak = max(peak, DeviceInfo.physFootprint() ?? 0)
+                progress?(Double(done) / Double(max(total, 1)))
+            })
+            reports = try timings.enumerated().map { k, timing in
+                let results = try LatencyReport.Results(loadMs: loadMs[k], firstInferenceMs: timing.firstCallMs,
+                                                        latenciesMs: timing.latenciesMs,
+                                                        peakMemoryBytes: peak > 0 ? peak : nil)
+                return LatencyReport(artifact: artifacts[k], device: device, runtime: runtime(k), protocol: proto,
+                                     results: results, delegation: manifests[k]?.delegation)
+            }
         } catch {
-            let runtime = engine?.runtime ?? LatencyReport.Runtime(
-                runner: model.format == .pte ? "ios" : "coreml",
-                executorchVersion: model.format == .pte ? ExecuTorchEngine.runtimeVersion : nil,
-                computeUnit: model.format == .pte ? manifest?.computeUnit : settings.computeUnits.rawValue)
-            return LatencyReport(artifact: artifact, device: device, runtime: runtime, protocol: proto,
-                                 error: error.localizedDescription, delegation: manifest?.delegation)
+            let message = InTurn.message(for: error, names: artifacts.map(\.name))
+            reports = models.indices.map { k in
+                LatencyReport(artifact: artifacts[k], device: device, runtime: runtime(k), protocol: proto,
+                              error: message, delegation: manifests[k]?.delegation)
+            }
         }
+        return LatencyReport.markInTurn(reports)
+    }
+
+    /// The runtime block of a model whose engine could not be made (no manifest...).
+    private static func fallbackRuntime(_ model: ModelEntry, manifest: Manifest?,
+                                        settings: BenchmarkSettings) -> LatencyReport.Runtime {
+        model.format == .pte
+            ? LatencyReport.Runtime(runner: "ios", executorchVersion: ExecuTorchEngine.runtimeVersion,
+                                    computeUnit: manifest?.computeUnit)
+            : LatencyReport.Runtime(runner: "coreml", computeUnit: settings.computeUnits.rawValue)
     }
 
     /// Elapsed milliseconds of `body` on the monotonic clock.

@@ -4,6 +4,7 @@
 #   contract.sh manifest   MANIFEST                      # decoded manifest JSON on stdout
 #   contract.sh report     MANIFEST OUT.json [options]   # a latency report written by DoTCoMKit
 #   contract.sh preprocess MANIFEST IMAGE.rgba W H OUT.f32
+#   contract.sh in-turn    OUT_DIR MANIFEST MANIFEST... [options]   # reports of a group timed in turn
 #
 # The chroot only sees the repository, so host files given as arguments are copied into
 # a scratch folder inside it and outputs are copied back. Builds the tool when missing;
@@ -14,7 +15,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=swift-env.sh
 source "$HERE/swift-env.sh"
 
-[[ $# -ge 2 ]] || die "usage: contract.sh manifest|report|preprocess MANIFEST ..."
+[[ $# -ge 2 ]] || die "usage: contract.sh manifest|report|preprocess MANIFEST ... | in-turn OUT_DIR MANIFEST..."
 swift_ready || die "no Swift toolchain at $SWIFT_CHROOT: run ios_demo/tools/check.sh first"
 
 command="$1"
@@ -26,12 +27,28 @@ trap 'rm -rf "$scratch"' EXIT
 
 inside() { printf '/src/%s/%s' "$scratch_rel" "$1"; }
 
-cp "$1" "$scratch/manifest.json"
-args=("$command" "$(inside manifest.json)")
-shift
 out_host=""
+out_dir_host=""
+if [[ "$command" == in-turn ]]; then
+    # OUT_DIR, then the manifests up to the first option; each copied in under its own name.
+    out_dir_host="$1"
+    shift
+    args=("$command" "$(inside out)")
+    n=0
+    while [[ $# -gt 0 && "$1" != --* ]]; do
+        cp "$1" "$scratch/manifest-$n.json"
+        args+=("$(inside "manifest-$n.json")")
+        n=$((n + 1))
+        shift
+    done
+    args+=("$@")
+else
+    cp "$1" "$scratch/manifest.json"
+    args=("$command" "$(inside manifest.json)")
+    shift
+fi
 case "$command" in
-    manifest) ;;
+    manifest|in-turn) ;;
     report)
         [[ $# -ge 1 ]] || die "report needs OUT.json"
         out_host="$1"; shift
@@ -57,4 +74,11 @@ in_chroot /src/ios_demo/DoTCoMKit/.build/debug/dotcomkit-contract "${args[@]}"
 if [[ -n "$out_host" ]]; then
     cp "$scratch/out.bin" "$out_host.tmp.$$"
     mv "$out_host.tmp.$$" "$out_host"
+fi
+if [[ -n "$out_dir_host" ]]; then
+    mkdir -p "$out_dir_host"
+    for f in "$scratch/out"/*.json; do
+        cp "$f" "$out_dir_host/.$(basename "$f").tmp.$$"
+        mv "$out_dir_host/.$(basename "$f").tmp.$$" "$out_dir_host/$(basename "$f")"
+    done
 fi

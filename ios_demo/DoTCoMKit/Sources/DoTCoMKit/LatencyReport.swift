@@ -107,20 +107,40 @@ public struct LatencyReport: Codable, Equatable, Sendable {
         public var input: String
         public var cooldownS: Double?
         public var clock: String?
+        /// The other artifacts timed in the same process in turn with this one (see
+        /// ``InTurn``), in turn order; nil when timed alone. Set by ``LatencyReport/markInTurn(_:)``.
+        public var inTurnWith: [String]?
 
         enum CodingKeys: String, CodingKey {
             case warmup, iterations, repeats, input, clock
             case cooldownS = "cooldown_s"
+            case inTurnWith = "in_turn_with"
         }
 
         public init(warmup: Int, iterations: Int, repeats: Int = 1, input: String = "random",
-                    cooldownS: Double? = nil, clock: String? = "mach_absolute_time") {
+                    cooldownS: Double? = nil, clock: String? = "mach_absolute_time", inTurnWith: [String]? = nil) {
             self.warmup = warmup
             self.iterations = iterations
             self.repeats = repeats
             self.input = input
             self.cooldownS = cooldownS
             self.clock = clock
+            self.inTurnWith = inTurnWith
+        }
+
+        // The schema's `in_turn_with` is a non-empty list or absent (never null, never []):
+        // a report timed alone must not claim company.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(warmup, forKey: .warmup)
+            try c.encode(iterations, forKey: .iterations)
+            try c.encode(repeats, forKey: .repeats)
+            try c.encode(input, forKey: .input)
+            try c.encodeIfPresent(cooldownS, forKey: .cooldownS)
+            try c.encodeIfPresent(clock, forKey: .clock)
+            if let names = inTurnWith, !names.isEmpty {
+                try c.encode(names, forKey: .inTurnWith)
+            }
         }
     }
 
@@ -273,12 +293,14 @@ public struct LatencyReport: Codable, Equatable, Sendable {
     }
 
     /// File name by the project's one rule (`report/latency.py: report_filename`):
-    /// `<artifact stem>__<runner>__t<threads>.json`. Core ML runs of one model differ only
-    /// by compute units, so those get `__<unit>` before `.json` rather than overwriting
-    /// each other.
+    /// `<artifact stem>__<runner>__t<threads>.json`, with `<runner>-in-turn` for a report
+    /// timed in turn with others, so it sits beside the one timed alone. Core ML runs of
+    /// one model differ only by compute units, so those get `__<unit>` before `.json`
+    /// rather than overwriting each other.
     public var suggestedFileName: String {
         let stem = (artifact.name as NSString).deletingPathExtension
-        var name = "\(stem)__\(runtime.runner)__t\(device.threads ?? 0)"
+        let runner = runtime.runner + (timedInTurn ? "-in-turn" : "")
+        var name = "\(stem)__\(runner)__t\(device.threads ?? 0)"
         if runtime.runner == "coreml", let unit = runtime.computeUnit {
             name += "__\(unit.lowercased())"
         }

@@ -10,6 +10,16 @@
 //                                 [--runner ios|coreml] [--compute-unit UNIT]
 //   dotcomkit-contract preprocess MANIFEST IMAGE.rgba WIDTH HEIGHT OUT.f32
 //                                 -> the input tensor, little-endian float32, CHW
+//   dotcomkit-contract in-turn    OUT_DIR MANIFEST MANIFEST... [--costs MS,MS,...]
+//                                 [--fail K] [--warmup N] [--iterations N] [--repeats N]
+//                                 -> one report per manifest in OUT_DIR, named as the app
+//                                 names them; the file names on stdout, one a line
+//
+// `in-turn` runs DoTCoMKit's InTurn loop on fake programs (program k costs costs[k] ms a
+// call on a fake clock that slows down by quarters in a periodic "slow spell", the same
+// for every program of a step) and writes the reports the app would write: each names
+// the others in protocol.in_turn_with. `--fail K` makes program K throw on its first call:
+// every member then gets an error report naming it.
 //
 // Exit status 1 with one line on stderr for any error.
 import DoTCoMKit
@@ -31,7 +41,7 @@ func writeAtomically(_ data: Data, to path: String) throws {
 
 func run(_ args: [String]) throws {
     guard let command = args.first else {
-        throw UsageError(description: "usage: dotcomkit-contract manifest|report|preprocess ...")
+        throw UsageError(description: "usage: dotcomkit-contract manifest|report|preprocess|in-turn ...")
     }
     let rest = Array(args.dropFirst())
     switch command {
@@ -47,10 +57,7 @@ func run(_ args: [String]) throws {
         guard rest.count >= 2 else { throw UsageError(description: "usage: report MANIFEST OUT.json [options]") }
         let manifest = try Manifest.load(from: URL(fileURLWithPath: rest[0]))
         let runner = option(rest, "--runner") ?? "ios"
-        let device = LatencyReport.Device(
-            platform: "ios", os: "iOS 17.0", model: "contract-test", cpu: nil,
-            cores: ProcessInfo.processInfo.activeProcessorCount, threads: 0,
-            thermalState: "nominal", memoryBytes: Int(ProcessInfo.processInfo.physicalMemory))
+        let device = contractDevice()
         let runtime = LatencyReport.Runtime(runner: runner, executorchVersion: manifest.executorchVersion,
                                             computeUnit: option(rest, "--compute-unit"))
         let artifact = LatencyReport.Artifact(manifest: manifest, path: rest[0])
@@ -91,8 +98,91 @@ func run(_ args: [String]) throws {
         }
         try writeAtomically(data, to: rest[4])
 
+    case "in-turn":
+        try inTurn(rest)
+
     default:
-        throw UsageError(description: "unknown command '\(command)' (manifest, report, preprocess)")
+        throw UsageError(description: "unknown command '\(command)' (manifest, report, preprocess, in-turn)")
+    }
+}
+
+/// The device block of every report this tool writes (a phone that does not exist).
+func contractDevice() -> LatencyReport.Device {
+    LatencyReport.Device(
+        platform: "ios", os: "iOS 17.0", model: "contract-test", cpu: nil,
+        cores: ProcessInfo.processInfo.activeProcessorCount, threads: 0,
+        thermalState: "nominal", memoryBytes: Int(ProcessInfo.processInfo.physicalMemory))
+}
+
+/// Options with a value, for the arguments that come before the first of them.
+let inTurnOptions: Set<String> = ["--costs", "--fail", "--warmup", "--iterations", "--repeats"]
+
+func inTurn(_ rest: [String]) throws {
+    let positional = Array(rest.prefix { !inTurnOptions.contains($0) })
+    guard positional.count >= 3 else {
+        throw UsageError(description: "usage: in-turn OUT_DIR MANIFEST MANIFEST... [--costs MS,...] [--fail K]")
+    }
+    let outDir = URL(fileURLWithPath: positional[0])
+    let manifests = try positional.dropFirst().map { try Manifest.load(from: URL(fileURLWithPath: $0)) }
+    func integer(_ name: String, _ value: Int) throws -> Int {
+        guard let raw = option(rest, name) else { return value }
+        guard let v = Int(raw) else { throw UsageError(description: "\(name): '\(raw)' is not an integer") }
+        return v
+    }
+    let costs = try (option(rest, "--costs") ?? manifests.indices.map { "\(2.5 * Double($0 + 1))" }.joined(separator: ","))
+        .split(separator: ",").map { s -> Double in
+            guard let v = Double(s), v > 0 else { throw UsageError(description: "--costs: '\(s)' is not a positive number") }
+            return v
+        }
+    guard costs.count == manifests.count else {
+        throw UsageError(description: "--costs: \(costs.count) values for \(manifests.count) programs")
+    }
+    let failing = try integer("--fail", -1)
+    let warmup = try integer("--warmup", 2)
+    let iterations = try integer("--iterations", 8)
+    let repeats = try integer("--repeats", 1)
+
+    // Program k costs costs[k] x (1, 1.25, 1.5 or 1.75, by the step's number): a slow
+    // spell that every program of the step meets alike. Quarters keep the ns exact.
+    final class FakeClock { var ns: UInt64 = 0; var step = 0 }
+    let clock = FakeClock()
+    let programs: [() throws -> Void] = costs.enumerated().map { k, cost in
+        {
+            if k == failing { throw DoTCoMError.model("forward failed: backend 'XnnpackBackend' is not registered") }
+            if k == 0 { clock.step += 1 }
+            clock.ns += UInt64(cost * (1 + 0.25 * Double(clock.step % 4)) * 1e6)
+        }
+    }
+    let proto = LatencyReport.BenchProtocol(warmup: warmup, iterations: iterations, repeats: repeats)
+    let runtimes = manifests.map { m in
+        m.artifact.format == "pte"
+            ? LatencyReport.Runtime(runner: "ios", executorchVersion: m.executorchVersion)
+            : LatencyReport.Runtime(runner: "coreml", computeUnit: "ALL")
+    }
+    let artifacts = manifests.map { LatencyReport.Artifact(manifest: $0) }
+    let device = contractDevice()
+    var reports: [LatencyReport]
+    do {
+        let timings = try InTurn.time(programs: programs, warmup: warmup, iterations: iterations, repeats: repeats,
+                                      clock: { clock.ns })
+        reports = try zip(manifests.indices, timings).map { k, t in
+            let results = try LatencyReport.Results(loadMs: nil, firstInferenceMs: t.firstCallMs,
+                                                    latenciesMs: t.latenciesMs, peakMemoryBytes: nil)
+            return LatencyReport(artifact: artifacts[k], device: device, runtime: runtimes[k], protocol: proto,
+                                 results: results, delegation: manifests[k].delegation)
+        }
+    } catch let error as InTurn.ProgramError {
+        let message = InTurn.message(for: error, names: artifacts.map(\.name))
+        reports = manifests.indices.map { k in
+            LatencyReport(artifact: artifacts[k], device: device, runtime: runtimes[k], protocol: proto,
+                          error: message, delegation: manifests[k].delegation)
+        }
+    }
+    try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+    for report in LatencyReport.markInTurn(reports) {
+        let url = outDir.appendingPathComponent(report.suggestedFileName)
+        try writeAtomically(try report.jsonData(), to: url.path)
+        print(url.lastPathComponent)
     }
 }
 

@@ -86,7 +86,11 @@ data class DeviceInfo(
     )
 }
 
-/** The report's `protocol` object. */
+/**
+ * The report's `protocol` object. [inTurnWith]: the other artifacts timed in turn with this one
+ * ([InTurn]), in order; null when it was timed alone, and then `in_turn_with` is left out (the
+ * schema allows a non-empty array or no key, not null).
+ */
 data class Protocol(
     val warmup: Int,
     val iterations: Int,
@@ -94,21 +98,31 @@ data class Protocol(
     val input: String = "random",
     val cooldownS: Double? = null,
     val clock: String? = "System.nanoTime",
+    val inTurnWith: List<String>? = null,
 ) {
     init {
         require(warmup >= 0) { "warm-up must be >= 0, got $warmup" }
         require(iterations >= 1) { "iterations must be >= 1, got $iterations" }
         require(repeats >= 1) { "repeats must be >= 1, got $repeats" }
+        inTurnWith?.let { others ->
+            require(others.isNotEmpty()) { "in_turn_with must name at least one artifact (null when timed alone)" }
+            require(others.none { it.isBlank() }) { "in_turn_with has a blank artifact name" }
+        }
     }
 
-    fun toMap(): Map<String, Any?> = linkedMapOf(
-        "warmup" to warmup,
-        "iterations" to iterations,
-        "repeats" to repeats,
-        "input" to input,
-        "cooldown_s" to cooldownS,
-        "clock" to clock,
-    )
+    fun toMap(): Map<String, Any?> {
+        val map: MutableMap<String, Any?> =
+            linkedMapOf(
+                "warmup" to warmup,
+                "iterations" to iterations,
+                "repeats" to repeats,
+                "input" to input,
+                "cooldown_s" to cooldownS,
+                "clock" to clock,
+            )
+        inTurnWith?.let { map["in_turn_with"] = it }
+        return map
+    }
 }
 
 /** What a run measured; statistics are derived from [latenciesMs]. */
@@ -219,6 +233,15 @@ data class LatencyReport(
     }
 
     companion object {
+        /**
+         * The headless run's `benchmark_results.json`: the report itself for one program (the
+         * format every earlier reader expects), a JSON array of them for programs timed in turn.
+         */
+        fun resultsJson(reports: List<LatencyReport>): String {
+            require(reports.isNotEmpty()) { "no report to write" }
+            return if (reports.size == 1) reports[0].toJson() else Json.write(reports.map { it.toMap() }) + "\n"
+        }
+
         /**
          * Writes [text] to [target] through a temporary file and a rename, so a reader polling
          * for the file (the CLI over adb) never sees half of it.
