@@ -11,8 +11,8 @@ struct BenchmarkSettings: Equatable {
 
 /// The benchmarks of the Benchmark screen and the XCTest benchmark target.
 ///
-/// Protocol, in the same order as the host runners: load (timed), one first inference
-/// (timed, it includes lazy initialisation), `warmup` untimed runs, then `repeats` x
+/// Protocol, the host runners' and Android's: load (timed), one first inference (timed,
+/// it includes lazy initialisation; the first of `warmup` untimed runs), then `repeats` x
 /// `iterations` timed runs on the same random input. The runs are DoTCoMKit's
 /// ``InTurn`` loop, timed with `DispatchTime.uptimeNanoseconds`, i.e. `mach_absolute_time`.
 /// Memory is the largest `phys_footprint` seen after loading and after each timed step.

@@ -12,8 +12,9 @@ import Foundation
 /// `runner/src/runner.cpp: run_in_turn`); timed alone is the one-program case, so the
 /// app has one loop for both.
 ///
-/// The iOS protocol: one first call per program (timed apart, it includes lazy
-/// initialisation), `warmup` untimed steps, then `repeats` x `iterations` timed steps.
+/// The protocol of every runner of the project: one first call per program (timed apart,
+/// it includes lazy initialisation) that counts as the first warm-up call, so
+/// `max(warmup, 1)` untimed steps in all, then `repeats` x `iterations` timed steps.
 /// Loading is not part of it: each engine loads on its own, before the first step.
 public enum InTurn {
     /// Monotonic time in nanoseconds. The app passes the real clock; tests a fake one,
@@ -85,7 +86,7 @@ public enum InTurn {
         for k in programs.indices {
             first.append(try timed(k))
         }
-        for _ in 0..<warmup {
+        for _ in 1..<max(warmup, 1) {  // the first call was the first warm-up call
             for k in programs.indices { try call(k) }
         }
         var samples = [[Double]](repeating: [], count: programs.count)
