@@ -59,8 +59,9 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope
 
 ## test: install, then run every test: Kotlin and Swift cores, the native runner, pytest (slow ones included).
+# --durations: CI's log names the slowest tests, where the next minutes of a run are to be won.
 test: $(TEST_STAMP) apps-check runner
-	$(PYTEST)
+	$(PYTEST) --durations=20
 
 ## test-fast: skip tests marked slow (under 3 minutes on 2 cores).
 test-fast: $(TEST_STAMP)
