@@ -450,6 +450,13 @@ def test_bench_in_turn_end_to_end(fake_adb, artifact, fp32_artifact, tmp_path, m
     assert len(rows) == 2 and "21.75" in rows[0] and "12.75" in rows[1]
     assert f"report: {saved[fp32_artifact]}" in captured.out and f"report: {saved[artifact]}" in captured.out
 
+    # The pair is one row of the per-CPU-kind int8/fp32 table (perf_targets --reports), as in turn.
+    from dotcom_mobile.perf.perf_targets import int8_ratios
+
+    row, = int8_ratios([fp32, q8])
+    assert (row["cpu_kind"], row["runner"], row["threads"]) == ("arm64-i8mm", "android, in turn", 2)
+    assert row["ratio"] == pytest.approx(12.75 / 21.75)
+
     # `pull` takes the array again.
     assert main(["android", "pull", "--out", str(tmp_path / "pulled")]) == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "pulled").iterdir()) == sorted(p.name for p in saved.values())
