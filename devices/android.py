@@ -6,10 +6,10 @@ ExecuTorch's own benchmark app (``model_dir``, ``num_iter``, ``num_warm_up_iter`
 ``bench`` pushes an artifact with its manifest, lets the phone cool down, starts that
 activity, polls for the report, validates it against the schema and stores it in the
 report folder, so the phone's numbers land in the same ``dotcom-mobile report`` table
-as the host's. Given several artifacts, ``bench`` has the app time them in turn in one
-run (``model_name`` as a comma-separated list; the result file is then a JSON array, one
-report per artifact, each naming the others in ``protocol.in_turn_with``), so a
-thermal slowdown of the phone lands on all of them and their latency ratio holds.
+as the host's. Given several artifacts and ``--in-turn``, ``bench`` has the app time them
+in turn in one run (``model_name`` as a comma-separated list; the result file is then a
+JSON array, one report per artifact, each naming the others in ``protocol.in_turn_with``),
+so a thermal slowdown of the phone lands on all of them and their latency ratio holds.
 
 adb is always called with an argument list, never a shell string built from user
 input; words sent to ``adb shell`` (which the device's shell parses again) are quoted
@@ -328,12 +328,13 @@ def check_distinct(artifacts: Sequence[Path]) -> None:
                              "so a name with a comma cannot be one of them (rename it)")
 
 
-def in_turn_reports(data: dict[str, Any] | list[Any], names: Sequence[str], source: str) -> list[dict[str, Any]]:
-    """The validated reports of an in-turn run, in the order of ``names``; one line for anything else.
+def run_reports(data: dict[str, Any] | list[Any], names: Sequence[str], source: str) -> list[dict[str, Any]]:
+    """The validated reports of a run of ``names``, in their order; one line for anything else.
 
-    Each report must be on its artifact and name the others, in order, in
-    ``protocol.in_turn_with``: a report without it was not timed in turn (an older app
-    that took the list for one file name), and its ratio to the others would not hold.
+    Each report must be on its artifact. Of several artifacts (timed in turn) each must also
+    name the others, in order, in ``protocol.in_turn_with``: a report without it was not
+    timed in turn (an older app that took the list for one file name), and its ratio to the
+    others would not hold.
     """
     from dotcom_mobile.report.latency import validate_report
 
@@ -344,13 +345,14 @@ def in_turn_reports(data: dict[str, Any] | list[Any], names: Sequence[str], sour
         raise _error(f"{source}: {len(reports)} report(s) for {len(names)} artifacts{why}; an app without in-turn "
                      "runs? (install the current build)")
     for i, (report, name) in enumerate(zip(reports, names)):
-        validate_report(report, source=f"{source}[{i}]")
+        where = source if len(names) == 1 else f"{source}[{i}]"
+        validate_report(report, source=where)
         if report["artifact"]["name"] != name:
-            raise _error(f"{source}[{i}]: reports on {report['artifact']['name']}, not {name} (an older app?)")
+            raise _error(f"{where}: reports on {report['artifact']['name']}, not {name} (an older app?)")
         others = [n for n in names if n != name]
         got = report["protocol"].get("in_turn_with")
-        if got != others:
-            raise _error(f"{source}[{i}]: {name} was timed in turn with {', '.join(got) if got else 'nothing'}, "
+        if others and got != others:
+            raise _error(f"{where}: {name} was timed in turn with {', '.join(got) if got else 'nothing'}, "
                          f"not {', '.join(others)} (an older app?)")
     return reports
 
@@ -533,15 +535,7 @@ def bench(artifacts: tuple[Path, ...], serial: str | None, iters: int, warmup: i
     what = f"{', '.join(names)} in turn" if in_turn else names[0]
     data = wait_for_report(adb, package, timeout, label=f"benchmarking {what} on {adb.serial}", in_turn=in_turn)
     source = f"{adb.serial}:{package}/{RESULT_FILE}"
-    if in_turn:
-        reports = in_turn_reports(data, names, source)
-    else:
-        from dotcom_mobile.report.latency import validate_report
-
-        report = validate_report(data, source=source)
-        if report["artifact"]["name"] != names[0]:
-            raise _error(f"{source}: reports on {report['artifact']['name']}, not {names[0]} (an older app?)")
-        reports = [report]
+    reports = run_reports(data, names, source)
     fields = cpu_fields(adb)
     paths = [save_report(with_cpu_fields(report, fields), out_dir, source=source) for report in reports]
     click.echo(format_table(reports))

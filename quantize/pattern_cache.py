@@ -17,7 +17,7 @@ The folder is ``$DOTCOM_MOBILE_CACHE`` (empty: no disk cache), else
 ``$XDG_CACHE_HOME/dotcom-mobile``, else ``~/.cache/dotcom-mobile``.
 
 The package also ships the 405 patterns of the pinned stack (``coreml_patterns.json.gz``,
-13 KB: the graphs are small and alike), read when the folder has no entry, so the first
+28 KB: the graphs are small and alike), read when the folder has no entry, so the first
 Core ML quantization on a machine costs no tracing either. Its entries are keyed like the
 folder's (code, closure, shapes, versions), so with other library versions they are simply
 not found. :func:`write_seed` writes it again.
